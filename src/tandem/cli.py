@@ -1,0 +1,97 @@
+"""The `tandem` command: train, validate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tandem.errors import SpecError, TandemError
+
+METRIC_ORDER = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae", "test_rmse", "test_mae")
+
+
+def _format_table(metrics: dict[str, float]) -> str:
+    keys = [k for k in METRIC_ORDER if k in metrics] + sorted(k for k in metrics if k not in METRIC_ORDER)
+    width = max(len(k) for k in keys) if keys else 0
+    return "\n".join(f"  {k:<{width}}  {metrics[k]:.4f}" for k in keys)
+
+
+def _print_problems(err: SpecError) -> None:
+    n = len(err.problems)
+    print(f"{n} problem{'s' if n != 1 else ''} found:", file=sys.stderr)
+    for p in err.problems:
+        print(f"  - {p.path}: {p.message}", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tandem.run import run
+    from tandem.spec import load_spec
+
+    overrides = list(args.set or [])
+    if args.device:
+        overrides.append(f"training.device={args.device}")
+    spec = load_spec(args.spec, overrides)
+    result = run(spec, progress=not args.quiet)
+    out = result.save(args.out)
+    print(
+        f"{spec.name}: {spec.model.type} model trained in {result.seconds:.1f}s "
+        f"({result.data_report['train_rows']} train / {result.data_report['test_rows']} test rows)"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    print(_format_table(result.metrics))
+    print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml and model/")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from tandem.run import prepare
+    from tandem.spec import load_spec
+
+    spec = load_spec(args.spec, list(args.set or []))
+    interactions, _, data = prepare(spec)
+    r = interactions.report
+    print(
+        f"{args.spec}: valid. {r['rows_sampled']} rows ({r['train_rows']} train, {r['validation_rows']} validation, "
+        f"{r['test_rows']} test), {len(data.product_ids)} products, {len(data.buyer_ids)} buyers"
+    )
+    dropped = {k: v for k, v in r.items() if k.startswith("dropped_") and v}
+    for k, v in dropped.items():
+        print(f"  {k.removeprefix('dropped_').replace('_', ' ')}: {v} rows dropped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tandem", description="Train, evaluate and serve recommendation models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train and evaluate an experiment spec")
+    train.add_argument("spec", help="experiment spec (YAML)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a spec value (repeatable)")
+    train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
+    train.add_argument("--device", help="cpu or cuda (default: the spec's training.device)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+    validate = sub.add_parser("validate", help="check a spec and its data; exit 1 when there are problems")
+    validate.add_argument("spec")
+    validate.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as e:
+        _print_problems(e)
+        return 1
+    except TandemError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Towers, tasks and the two-tower model that serves all three model types."""
+
+from tandem.models.tasks import RankingTask, RetrievalTask, in_batch_softmax_loss
+from tandem.models.towers import Tower, mlp
+from tandem.models.two_tower import Batch, TwoTowerModel
+
+__all__ = ["Batch", "RankingTask", "RetrievalTask", "Tower", "TwoTowerModel", "in_batch_softmax_loss", "mlp"]

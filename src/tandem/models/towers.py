@@ -1,0 +1,68 @@
+"""Towers: a tower embeds each of its inputs, concatenates them, and runs an MLP (the last size is the output)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tandem.features.pipeline import InputSpec
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+def mlp(in_dim: int, layers: list[int], activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:
+    """Dense layers with an activation between them (none after the last), Glorot-initialised like Keras."""
+    modules: list[nn.Module] = []
+    for i, size in enumerate(layers):
+        linear = nn.Linear(in_dim, size)
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        modules.append(linear)
+        if i < len(layers) - 1:
+            modules.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                modules.append(nn.Dropout(dropout))
+        in_dim = size
+    return nn.Sequential(*modules)
+
+
+class Tower(nn.Module):
+    """Maps a dict of encoded inputs (``[n]`` indices, ``[n, L]`` token bags, ``[n, w]`` floats) to ``[n, d]``."""
+
+    def __init__(
+        self,
+        inputs: list[InputSpec],
+        layers: list[int],
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        init_scale: float = 0.05,
+        sparse: bool = False,
+        normalize: bool = False,
+    ) -> None:
+        super().__init__()
+        self.inputs = inputs
+        self.embeddings = nn.ModuleDict()
+        width = 0
+        for spec in inputs:
+            if spec.output == "dense":
+                width += spec.size
+                continue
+            if spec.output == "index":
+                table = nn.Embedding(spec.size, spec.embedding_dim, sparse=sparse)
+            else:
+                table = nn.EmbeddingBag(spec.size, spec.embedding_dim, mode="mean", padding_idx=0, sparse=sparse)
+            nn.init.uniform_(table.weight, -init_scale, init_scale)  # Keras' default embedding initialiser
+            self.embeddings[spec.name] = table
+            width += spec.embedding_dim
+        self.mlp = mlp(width, layers, activation, dropout)
+        self.output_dim = layers[-1] if layers else width
+        self.normalize = normalize
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        for spec in self.inputs:
+            value = x[spec.name]
+            parts.append(value if spec.output == "dense" else self.embeddings[spec.name](value))
+        out = self.mlp(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+        return nn.functional.normalize(out, dim=1) if self.normalize else out

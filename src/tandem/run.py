@@ -1,0 +1,123 @@
+"""The engine's one entry for a run: an experiment spec in, a result out (metrics, history, artifacts)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tandem.data.prepare import Interactions, load_interactions
+from tandem.errors import Problem, SpecError
+from tandem.evaluation.evaluate import evaluate_split
+from tandem.export.artifacts import TrainedModel
+from tandem.models.two_tower import TwoTowerModel
+from tandem.spec import ExperimentSpec
+from tandem.training.dataset import EncodedData, encode, fit_features
+from tandem.training.loop import Callback, train
+
+
+@dataclass
+class RunResult:
+    """What a run produced: flat metrics, per-epoch history and weight statistics, and the trained model."""
+
+    spec: ExperimentSpec
+    metrics: dict[str, float]
+    history: list[dict[str, Any]]
+    weight_stats: list[dict[str, Any]]
+    data_report: dict[str, Any]
+    trained: TrainedModel
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def save(self, out: str | Path) -> Path:
+        """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml and model/."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "spec.yaml").write_text(self.spec.to_yaml(), encoding="utf-8")
+        for name, payload in (
+            ("metrics", self.metrics),
+            ("history", self.history),
+            ("weight_stats", self.weight_stats),
+            ("data_report", {**self.data_report, "notes": self.notes}),
+        ):
+            (out / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        self.trained.save(out / "model")
+        return out
+
+
+def check_catalog(spec: ExperimentSpec, data: EncodedData) -> None:
+    """Rules that need the catalog: top-K and the evaluation cut-offs must fit in it."""
+    n = len(data.product_ids)
+    problems = []
+    if spec.model.type != "ranking" and spec.model.top_k > n:
+        problems.append(Problem("model.top_k", f"top_k {spec.model.top_k} is larger than the catalog ({n} products)"))
+    if spec.model.type != "ranking" and max(spec.evaluation.ks) > n:
+        problems.append(
+            Problem("evaluation.ks", f"K {max(spec.evaluation.ks)} is larger than the catalog ({n} products)")
+        )
+    if problems:
+        raise SpecError(problems)
+
+
+def prepare(
+    spec: ExperimentSpec, interactions: Interactions | None = None
+) -> tuple[Interactions, TrainedModel, EncodedData]:
+    """Load the data, fit features on the training split, encode, and build an untrained model."""
+    interactions = interactions or load_interactions(spec)
+    buyer, product = fit_features(spec, interactions)
+    data = encode(interactions, buyer, product)
+    check_catalog(spec, data)
+    torch.manual_seed(spec.training.seed)
+    model = TwoTowerModel(spec.model, buyer.inputs(), product.inputs(), sparse=spec.training.sparse_embeddings)
+    model.to(spec.training.device)
+    trained = TrainedModel(spec, model, buyer, product, data.catalog_frame)
+    return interactions, trained, data
+
+
+def run(
+    spec: ExperimentSpec,
+    *,
+    callbacks: list[Callback] | tuple[Callback, ...] = (),
+    progress: bool = False,
+) -> RunResult:
+    """Train and evaluate one experiment.
+
+    Raises SpecError (every problem with the spec or its data), DataError (an unreadable file).
+    """
+    started = time.perf_counter()
+    interactions, trained, data = prepare(spec)
+    data = data.to(spec.training.device)
+    history, weights = train(trained.model, data, spec, callbacks=callbacks, progress=progress)
+    metrics, notes = final_metrics(trained.model, data, spec)
+    return RunResult(
+        spec=spec,
+        metrics=metrics,
+        history=history,
+        weight_stats=weights,
+        data_report=interactions.report,
+        trained=trained,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def final_metrics(model: TwoTowerModel, data: EncodedData, spec: ExperimentSpec) -> tuple[dict[str, float], list[str]]:
+    """Test-split retrieval metrics (with the popularity baseline), validation and test rating errors."""
+    device = spec.training.device
+    ev = spec.evaluation
+    metrics = evaluate_split(model, data, data.test, ev, rating_prefix="test_", baseline=ev.baseline, device=device)
+    notes = []
+    if model.has_ranking:
+        if len(data.validation):
+            val = evaluate_split(
+                model, data, data.validation, ev, retrieval_prefix="val_", baseline=False, device=device
+            )
+            metrics.update({k: v for k, v in val.items() if k in ("rmse", "mae")})
+        else:
+            metrics["rmse"], metrics["mae"] = metrics["test_rmse"], metrics["test_mae"]
+            notes.append("no validation split: rmse and mae are measured on the test split")
+    return metrics, notes

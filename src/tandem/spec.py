@@ -1,0 +1,494 @@
+"""The experiment spec: one pydantic schema for the CLI (YAML), the API (JSON) and code generation.
+
+Static rules (types, ranges, cross-section rules such as "multitask needs a loss weight > 0") live here.
+Rules that need the data (unknown columns, a non-numeric target, top-K larger than the catalog, an empty
+sample) live in :mod:`tandem.checks`, which reports them in the same :class:`Problem` shape.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tandem.errors import Problem, SpecError
+
+
+class Section(BaseModel):
+    """Base of every spec section: unknown keys are errors, assignments are re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class TableSource(Section):
+    """A CSV or Parquet file, read with DuckDB."""
+
+    path: str = Field(description="File path; relative paths are resolved against the spec file's folder.")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    delimiter: str | None = Field(None, description="CSV delimiter; DuckDB sniffs it when omitted.")
+    header: bool = Field(True, description="Whether the CSV's first line names the columns.")
+    columns: list[str] | None = Field(None, description="Column names for a CSV without a header.")
+    encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+
+    @model_validator(mode="after")
+    def _headerless_csv_needs_columns(self) -> TableSource:
+        if not self.header and not self.columns:
+            raise ValueError("a CSV without a header needs 'columns' to name its columns")
+        return self
+
+
+class AttributeTable(TableSource):
+    """Buyer or product attributes, joined to the transactions on `key`."""
+
+    key: str = Field(description="The column of this table that holds the buyer or product id.")
+
+
+class Aggregate(Section):
+    """One aggregated value of a buyer–product pair: `name = fn(column)`."""
+
+    name: str
+    fn: Literal["sum", "mean", "max", "min", "count", "count_distinct"]
+    column: str | None = Field(None, description="Source column; not needed for 'count'.")
+
+    @model_validator(mode="after")
+    def _column_needed(self) -> Aggregate:
+        if self.fn != "count" and not self.column:
+            raise ValueError(f"aggregate '{self.name}' with fn '{self.fn}' needs a 'column'")
+        return self
+
+
+class RowFilter(Section):
+    """Keep only rows where `column op value` holds (applied before aggregation)."""
+
+    column: str
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"]
+    value: Any
+
+    @model_validator(mode="after")
+    def _list_for_membership(self) -> RowFilter:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"filter on '{self.column}' with op '{self.op}' needs a list value")
+        return self
+
+
+class SplitSpec(Section):
+    """How interactions are divided into train, optional validation, and test."""
+
+    kind: Literal["random", "time", "leave_last_out"] = "random"
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the training rows held out.")
+    seed: int = 42
+    cutoff: str | None = Field(None, description="Time split: test rows are at or after this timestamp.")
+
+
+class DataSpec(Section):
+    """Where interactions come from and how they are cleaned, aggregated, sampled and split."""
+
+    transactions: TableSource
+    buyers: AttributeTable | None = None
+    products: AttributeTable | None = None
+    buyer_id: str
+    product_id: str
+    timestamp: str | None = None
+    filters: list[RowFilter] = Field(default_factory=list)
+    aggregate: list[Aggregate] | None = Field(
+        None, description="When set, transaction lines become one row per buyer–product pair."
+    )
+    sample_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    sample_seed: int = 0
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+
+# ----------------------------------------------------------------------------------------- features
+
+
+class _FeatureBase(Section):
+    column: str
+    name: str | None = Field(None, description="Feature name; defaults to the column.")
+
+    @property
+    def feature_name(self) -> str:
+        return self.name or self.column
+
+
+class _EmbeddedFeature(_FeatureBase):
+    embedding_dim: int = Field(32, ge=1, le=4096)
+
+
+class IdFeature(_EmbeddedFeature):
+    """An id or a categorical value: a vocabulary (min_count) plus out-of-vocabulary hash buckets."""
+
+    transform: Literal["id", "categorical"]
+    min_count: int = Field(1, ge=1)
+    oov_buckets: int = Field(1, ge=1)
+    max_vocab: int | None = Field(None, ge=1)
+
+
+class HashFeature(_EmbeddedFeature):
+    """A value hashed into a fixed number of bins (no vocabulary to store)."""
+
+    transform: Literal["hashing"]
+    num_bins: int = Field(1024, ge=2)
+
+
+class NumericFeature(_FeatureBase):
+    """A number fed as-is after standardisation (optionally of its log1p)."""
+
+    transform: Literal["numeric"]
+    log: bool = False
+
+
+class BucketFeature(_EmbeddedFeature):
+    """A number cut into quantile buckets fitted on the training split, then embedded."""
+
+    transform: Literal["bucketize"]
+    num_buckets: int = Field(10, ge=2, le=1000)
+    log: bool = False
+
+
+class TextFeature(_EmbeddedFeature):
+    """Free text as a bag of lower-cased word tokens, mean-pooled embeddings."""
+
+    transform: Literal["text"]
+    max_tokens: int = Field(20_000, ge=1)
+    min_count: int = Field(1, ge=1)
+    max_length: int = Field(16, ge=1, le=512)
+
+
+class TimeFeature(_FeatureBase):
+    """A timestamp as hour-of-day and day-of-week cycles plus standardised age."""
+
+    transform: Literal["timestamp"]
+
+
+Feature = Annotated[
+    IdFeature | HashFeature | NumericFeature | BucketFeature | TextFeature | TimeFeature,
+    Field(discriminator="transform"),
+]
+
+
+class FeaturesSpec(Section):
+    """Which columns feed the buyer (query) tower and the product (candidate) tower, and the target."""
+
+    buyer: list[Feature] = Field(min_length=1)
+    product: list[Feature] = Field(min_length=1)
+    target: str | None = Field(None, description="Numeric column the ranking task predicts.")
+    target_transform: Literal["none", "log1p"] = "none"
+
+
+# -------------------------------------------------------------------------------------------- model
+
+
+class IndexSpec(Section):
+    """The serving index: exact brute force or a FAISS ANN index with its parameters."""
+
+    hnsw_m: int = Field(32, ge=4, le=128)
+    hnsw_ef_search: int = Field(128, ge=1)
+    ivf_nlist: int = Field(256, ge=1)
+    ivf_nprobe: int = Field(16, ge=1)
+
+
+class ModelSpec(Section):
+    """Model type, towers, rating head, task losses and their weights."""
+
+    type: Literal["retrieval", "ranking", "multitask"] = "multitask"
+    buyer_tower_layers: list[int] = Field(default_factory=list, description="MLP sizes; the last is the output dim.")
+    product_tower_layers: list[int] = Field(default_factory=list)
+    rating_head_layers: list[int] = Field(default_factory=lambda: [256, 128, 1])
+    activation: Literal["relu", "gelu", "tanh"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    normalize_embeddings: bool = Field(False, description="L2-normalise tower outputs (use with a temperature).")
+    embedding_init_scale: float = Field(0.05, gt=0.0, description="Embeddings start uniform in ±scale.")
+    retrieval_weight: float = Field(1.0, description="Weight of the retrieval loss (0.0–2.0 in the platform).")
+    ranking_weight: float = Field(1.0, description="Weight of the ranking loss.")
+    temperature: float = Field(1.0, gt=0.0)
+    remove_accidental_hits: bool = False
+    logq_correction: bool = False
+    retrieval_loss_reduction: Literal["sum", "mean"] = Field(
+        "sum", description="'sum' matches TensorFlow Recommenders' Retrieval task."
+    )
+    ranking_loss: Literal["mse", "huber", "bce"] = "mse"
+    huber_delta: float = Field(1.0, gt=0.0)
+    rating_head_input: Literal["concat", "concat_product"] = Field(
+        "concat", description="'concat_product' also feeds the element-wise product of the two embeddings."
+    )
+    retrieval_algorithm: Literal["brute_force", "hnsw", "ivf"] = "brute_force"
+    index: IndexSpec = Field(default_factory=IndexSpec)
+    top_k: int = Field(100, ge=1)
+
+    @field_validator("buyer_tower_layers", "product_tower_layers", "rating_head_layers")
+    @classmethod
+    def _positive_layers(cls, layers: list[int]) -> list[int]:
+        bad = [n for n in layers if n < 1]
+        if bad:
+            raise ValueError(f"layer sizes must be at least 1, got {bad}")
+        return layers
+
+    @field_validator("retrieval_weight", "ranking_weight")
+    @classmethod
+    def _finite_non_negative(cls, w: float) -> float:
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"a loss weight must be a finite number ≥ 0, got {w}")
+        return w
+
+    @property
+    def has_retrieval(self) -> bool:
+        return self.type == "retrieval" or (self.type == "multitask" and self.retrieval_weight > 0)
+
+    @property
+    def has_ranking(self) -> bool:
+        return self.type == "ranking" or (self.type == "multitask" and self.ranking_weight > 0)
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+class EarlyStopping(Section):
+    """Stop when a validation metric has not improved for `patience` epochs; keep the best weights."""
+
+    metric: str = "val_recall_at_100"
+    mode: Literal["max", "min"] = "max"
+    patience: int = Field(2, ge=1)
+
+
+class TrainingSpec(Section):
+    """Optimiser, batches and epochs; reproducible for a given seed on the CPU."""
+
+    optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
+    learning_rate: float = Field(0.1, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(8192, ge=2)
+    epochs: int = Field(3, ge=1, le=10_000)
+    seed: int = 42
+    sparse_embeddings: bool = Field(False, description="Sparse gradients for id tables (Adagrad, SGD, Adam).")
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    early_stopping: EarlyStopping | None = None
+    device: str = "cpu"
+
+
+# --------------------------------------------------------------------------------------- evaluation
+
+
+class EvaluationSpec(Section):
+    """Which cut-offs to report and how full-catalog retrieval is counted."""
+
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 50, 100])
+    exclude_seen: bool = Field(False, description="Drop each buyer's training products from their candidates.")
+    baseline: bool = Field(True, description="Also score a most-popular baseline.")
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_ks(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError(f"ks must be a non-empty list of positive integers, got {ks}")
+        return sorted(set(ks))
+
+
+# ----------------------------------------------------------------------------------------- the spec
+
+
+class ExperimentSpec(Section):
+    """A whole experiment: data, features, model, training and evaluation."""
+
+    name: str = "experiment"
+    data: DataSpec
+    features: FeaturesSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+    def resolve_paths(self, base: Path) -> ExperimentSpec:
+        """Return a copy whose relative data paths are made absolute against `base`."""
+        data = self.data.model_copy(deep=True)
+        for table in (data.transactions, data.buyers, data.products):
+            if table is not None and not table.path.startswith("pkg:") and not Path(table.path).is_absolute():
+                table.path = str((base / table.path).resolve())
+        return self.model_copy(update={"data": data})
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# -------------------------------------------------------------------------------- cross-section rules
+# Each rule checks one relationship between fields and names the field a user should change, so that
+# every entry point (CLI, API, pages) can show the message beside that field. All rules run, so a
+# user sees every problem at once.
+
+
+def _split_cutoff_only_for_time(spec: ExperimentSpec) -> Problem | None:
+    split = spec.data.split
+    if split.cutoff is not None and split.kind != "time":
+        return Problem("data.split.cutoff", f"'cutoff' applies to a time split, not to '{split.kind}'")
+    return None
+
+
+def _time_split_needs_timestamp(spec: ExperimentSpec) -> Problem | None:
+    if spec.data.split.kind in ("time", "leave_last_out") and not spec.data.timestamp:
+        return Problem("data.timestamp", f"a '{spec.data.split.kind}' split needs a timestamp column")
+    return None
+
+
+def _unique_feature_names(spec: ExperimentSpec) -> Problem | None:
+    for side in ("buyer", "product"):
+        names = [f.feature_name for f in getattr(spec.features, side)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            return Problem(
+                f"features.{side}", f"feature names repeat ({', '.join(dupes)}); give each a distinct 'name'"
+            )
+    return None
+
+
+def _multitask_needs_a_weight(spec: ExperimentSpec) -> Problem | None:
+    m = spec.model
+    if m.type == "multitask" and m.retrieval_weight == 0 and m.ranking_weight == 0:
+        return Problem("model.retrieval_weight", "a multitask model needs retrieval_weight or ranking_weight above 0")
+    return None
+
+
+def _rating_head_ends_in_one(spec: ExperimentSpec) -> Problem | None:
+    m = spec.model
+    if m.type == "retrieval":
+        return None
+    if not m.rating_head_layers:
+        return Problem("model.rating_head_layers", f"a {m.type} model needs rating-head layers, e.g. [256, 128, 1]")
+    if m.rating_head_layers[-1] != 1:
+        return Problem(
+            "model.rating_head_layers", f"the rating head must end in 1 (one prediction), got {m.rating_head_layers}"
+        )
+    return None
+
+
+def _towers_agree(spec: ExperimentSpec) -> Problem | None:
+    b, p = spec.model.buyer_tower_layers, spec.model.product_tower_layers
+    if b and p and b[-1] != p[-1]:
+        return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b[-1]}, product {p[-1]}")
+    return None
+
+
+def _ranking_needs_target(spec: ExperimentSpec) -> Problem | None:
+    if spec.model.type != "retrieval" and not spec.features.target:
+        return Problem("features.target", f"a {spec.model.type} model needs a target column to predict")
+    return None
+
+
+def _early_stopping_needs_validation(spec: ExperimentSpec) -> Problem | None:
+    if spec.training.early_stopping and spec.data.split.validation_fraction == 0:
+        return Problem("training.early_stopping", "early stopping needs data.split.validation_fraction above 0")
+    return None
+
+
+def _bce_needs_plain_target(spec: ExperimentSpec) -> Problem | None:
+    if spec.model.ranking_loss == "bce" and spec.features.target_transform != "none":
+        return Problem("features.target_transform", "ranking_loss 'bce' needs targets in [0, 1]; use 'none'")
+    return None
+
+
+RULES = (
+    _split_cutoff_only_for_time,
+    _time_split_needs_timestamp,
+    _unique_feature_names,
+    _multitask_needs_a_weight,
+    _rating_head_ends_in_one,
+    _towers_agree,
+    _ranking_needs_target,
+    _early_stopping_needs_validation,
+    _bce_needs_plain_target,
+)
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def _problems_from(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
+    problems = []
+    for err in error.errors():
+        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling and section)"
+        problems.append(Problem(".".join(str(p) for p in loc) or "(spec)", msg))
+    return problems
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and part in {
+        "id",
+        "categorical",
+        "hashing",
+        "numeric",
+        "bucketize",
+        "text",
+        "timestamp",
+    }
+
+
+def parse_spec(raw: dict[str, Any], base: Path | None = None) -> ExperimentSpec:
+    """Validate a spec given as a dict; raise :class:`SpecError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise SpecError([Problem("(spec)", f"a spec must be a mapping of sections, got {type(raw).__name__}")])
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(_problems_from(e)) from None
+    problems = [p for rule in RULES if (p := rule(spec)) is not None]
+    if problems:
+        raise SpecError(problems)
+    return spec.resolve_paths(base) if base is not None else spec
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides (values parsed as YAML) to a raw spec dict."""
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem("--set", f"'{item}' is not of the form section.key=value"))
+            continue
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                problems.append(Problem(key, f"'{part}' is not a section, so '{key}' cannot be set"))
+                break
+            node = child
+        else:
+            try:
+                node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+            except yaml.YAMLError:
+                problems.append(Problem(key, f"the value '{value}' is not valid YAML"))
+    if problems:
+        raise SpecError(problems)
+    return raw
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
+    """Read a YAML spec file, apply overrides, validate, and resolve relative paths against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError([Problem(str(path), f"cannot read the spec file: {e.strerror or e}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError([Problem(str(path), f"not valid YAML{where}: {getattr(e, 'problem', e)}")]) from None
+    if raw is None:
+        raise SpecError([Problem(str(path), "the spec file is empty")])
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides or [])
+    return parse_spec(raw, base=path.resolve().parent)

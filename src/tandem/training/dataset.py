@@ -1,0 +1,140 @@
+"""Interactions encoded for the model: distinct query rows, the product catalog, and each split's rows.
+
+Query rows are deduplicated (same buyer, same encoded buyer features → one row), so the query tower runs
+once per distinct row and the retrieval loss can work over distinct rows. The catalog holds one row per
+product: product features are product attributes, and when a column varies across a product's rows the
+latest value is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tandem.data.prepare import BUYER, PRODUCT, TARGET, TS, Interactions
+from tandem.features.pipeline import TowerFeatures
+from tandem.spec import ExperimentSpec
+
+
+@dataclass
+class SplitRows:
+    """One split: each row's distinct query row, product index and (for ranking) label."""
+
+    query: torch.Tensor  # [n] int64
+    product: torch.Tensor  # [n] int64
+    labels: torch.Tensor | None  # [n] float32
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+
+@dataclass
+class EncodedData:
+    """Everything the training loop and the evaluation need, as tensors."""
+
+    query_table: dict[str, torch.Tensor]  # distinct query rows [Uq, ...]
+    query_buyer: np.ndarray  # [Uq] buyer code of each query row
+    buyer_ids: np.ndarray  # [n_buyers] raw buyer id of each code
+    catalog: dict[str, torch.Tensor]  # one encoded row per product [Nc, ...]
+    product_ids: np.ndarray  # [Nc] raw product id of each catalog row
+    catalog_frame: pd.DataFrame  # raw product feature values per catalog row (for export)
+    train_counts: np.ndarray  # [Nc] training interactions per product
+    train: SplitRows
+    validation: SplitRows
+    test: SplitRows
+
+    @property
+    def log_q(self) -> torch.Tensor:
+        """Log of each product's share of training rows (products never trained on get the smallest share)."""
+        counts = np.maximum(self.train_counts, 1).astype(np.float64)
+        return torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
+
+    def to(self, device: str | torch.device) -> EncodedData:
+        """Move the query table and the catalog (what the towers read) to `device`; indices stay on the CPU."""
+        self.query_table = {k: v.to(device) for k, v in self.query_table.items()}
+        self.catalog = {k: v.to(device) for k, v in self.catalog.items()}
+        return self
+
+    def seen(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each query row's training products as CSR (indptr [Uq + 1], indices)."""
+        train_query = self.train.query.numpy()
+        buyers_of_rows = self.query_buyer[train_query]
+        pairs = np.unique(np.stack([buyers_of_rows, self.train.product.numpy()], axis=1), axis=0)
+        n_buyers = len(self.buyer_ids)
+        b_indptr = np.zeros(n_buyers + 1, dtype=np.int64)
+        np.add.at(b_indptr, pairs[:, 0] + 1, 1)
+        b_indptr = np.cumsum(b_indptr)
+        counts = np.diff(b_indptr)[self.query_buyer]
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices = (
+            np.concatenate([pairs[b_indptr[b] : b_indptr[b + 1], 1] for b in self.query_buyer])
+            if len(pairs)
+            else np.zeros(0, np.int64)
+        )
+        return indptr, indices.astype(np.int64)
+
+
+def _distinct_rows(codes: np.ndarray, encoded: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct (code, encoded inputs) combination, each row's distinct index)."""
+    columns = [codes.astype(np.int64).reshape(-1, 1)]
+    for arr in encoded.values():
+        a = arr.reshape(len(arr), -1)
+        columns.append(a.view(np.int32).astype(np.int64) if a.dtype == np.float32 else a.astype(np.int64))
+    matrix = np.ascontiguousarray(np.concatenate(columns, axis=1))
+    rows = matrix.view(np.dtype((np.void, matrix.dtype.itemsize * matrix.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+def _tensors(encoded: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v if rows is None else v[rows])) for k, v in encoded.items()}
+
+
+def fit_features(spec: ExperimentSpec, data: Interactions) -> tuple[TowerFeatures, TowerFeatures]:
+    """Fit the buyer and product pipelines on the training rows only."""
+    train = data.frame.iloc[data.train]
+    buyer = TowerFeatures.from_spec(spec.features.buyer).fit(train)
+    product = TowerFeatures.from_spec(spec.features.product).fit(train)
+    return buyer, product
+
+
+def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> EncodedData:
+    """Encode all rows with fitted pipelines and build the query table, catalog and split rows."""
+    frame = data.frame
+    buyer_codes, buyer_ids = pd.factorize(frame[BUYER])
+    encoded_buyers = buyer.transform(frame)
+    first, query_of_row = _distinct_rows(buyer_codes, encoded_buyers)
+
+    product_codes, product_ids = pd.factorize(frame[PRODUCT])
+    order = np.argsort(frame[TS].to_numpy(), kind="stable") if TS in frame else np.arange(len(frame))
+    last_row = np.zeros(len(product_ids), dtype=np.int64)
+    last_row[product_codes[order]] = order  # later rows overwrite earlier ones: the latest row wins
+    catalog_frame = frame.iloc[last_row][[PRODUCT, *sorted(set(product.columns.values()) - {PRODUCT})]].reset_index(
+        drop=True
+    )
+    catalog = _tensors(product.transform(catalog_frame))
+
+    labels = frame[TARGET].to_numpy(np.float32) if TARGET in frame else None
+    query_t = torch.from_numpy(query_of_row.astype(np.int64))
+    product_t = torch.from_numpy(product_codes.astype(np.int64))
+    labels_t = torch.from_numpy(labels) if labels is not None else None
+
+    def rows(idx: np.ndarray) -> SplitRows:
+        i = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        return SplitRows(query_t[i], product_t[i], labels_t[i] if labels_t is not None else None)
+
+    return EncodedData(
+        query_table=_tensors(encoded_buyers, first),
+        query_buyer=buyer_codes[first].astype(np.int64),
+        buyer_ids=np.asarray(buyer_ids),
+        catalog=catalog,
+        product_ids=np.asarray(product_ids),
+        catalog_frame=catalog_frame,
+        train_counts=np.bincount(product_codes[data.train], minlength=len(product_ids)),
+        train=rows(data.train),
+        validation=rows(data.validation),
+        test=rows(data.test),
+    )
