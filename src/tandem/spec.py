@@ -179,7 +179,9 @@ class FeaturesSpec(Section):
     buyer: list[Feature] = Field(min_length=1)
     product: list[Feature] = Field(min_length=1)
     target: str | None = Field(None, description="Numeric column the ranking task predicts.")
-    target_transform: Literal["none", "log1p"] = "none"
+    target_transform: Literal["none", "log1p"] = Field(
+        "none", description="'log1p': learn and score log(1 + target), for heavy-tailed amounts such as sales."
+    )
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -269,7 +271,7 @@ class TrainingSpec(Section):
     sparse_embeddings: bool = Field(False, description="Sparse gradients for id tables (Adagrad, SGD, Adam).")
     lr_schedule: Literal["constant", "cosine"] = "constant"
     early_stopping: EarlyStopping | None = None
-    device: str = "cpu"
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N.")
 
 
 # --------------------------------------------------------------------------------------- evaluation
@@ -368,10 +370,22 @@ def _rating_head_ends_in_one(spec: ExperimentSpec) -> Problem | None:
     return None
 
 
+# Widths of the dense transforms (Standardize.width_, TimeFeatures.width_): a tower without layers outputs
+# its inputs side by side, so its output size is the sum of its embedding dims and these widths.
+_DENSE_WIDTHS = {"numeric": 1, "timestamp": 5}
+
+
+def _tower_output(layers: list[int], features: list) -> int:
+    if layers:
+        return layers[-1]
+    return sum(_DENSE_WIDTHS.get(f.transform) or f.embedding_dim for f in features)
+
+
 def _towers_agree(spec: ExperimentSpec) -> Problem | None:
-    b, p = spec.model.buyer_tower_layers, spec.model.product_tower_layers
-    if b and p and b[-1] != p[-1]:
-        return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b[-1]}, product {p[-1]}")
+    b = _tower_output(spec.model.buyer_tower_layers, spec.features.buyer)
+    p = _tower_output(spec.model.product_tower_layers, spec.features.product)
+    if b != p:
+        return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b}, product {p}")
     return None
 
 
@@ -384,6 +398,31 @@ def _ranking_needs_target(spec: ExperimentSpec) -> Problem | None:
 def _early_stopping_needs_validation(spec: ExperimentSpec) -> Problem | None:
     if spec.training.early_stopping and spec.data.split.validation_fraction == 0:
         return Problem("training.early_stopping", "early stopping needs data.split.validation_fraction above 0")
+    return None
+
+
+def _early_stopping_metric_is_measured(spec: ExperimentSpec) -> Problem | None:
+    stop = spec.training.early_stopping
+    if stop is None:
+        return None
+    measured = {"loss", "retrieval_loss", "ranking_loss"}
+    if spec.model.type != "ranking":
+        measured |= {"val_mrr"} | {
+            f"val_{m}_at_{k}" for m in ("recall", "ndcg", "coverage") for k in spec.evaluation.ks
+        }
+    if spec.model.type != "retrieval":
+        measured |= {"val_rmse", "val_mae"}
+    if stop.metric not in measured:
+        return Problem(
+            "training.early_stopping.metric",
+            f"'{stop.metric}' is not measured for this model; choose one of {', '.join(sorted(measured))}",
+        )
+    return None
+
+
+def _sparse_without_weight_decay(spec: ExperimentSpec) -> Problem | None:
+    if spec.training.sparse_embeddings and spec.training.weight_decay > 0:
+        return Problem("training.weight_decay", "sparse embeddings do not support weight decay; set it to 0")
     return None
 
 
@@ -402,6 +441,8 @@ RULES = (
     _towers_agree,
     _ranking_needs_target,
     _early_stopping_needs_validation,
+    _early_stopping_metric_is_measured,
+    _sparse_without_weight_decay,
     _bce_needs_plain_target,
 )
 

@@ -38,6 +38,9 @@ def predict_pairs(
 def popularity_ranks(data: EncodedData, rows: SplitRows, exclude: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """Ranks under a most-popular baseline: every buyer gets products by training popularity."""
     counts = torch.from_numpy(data.train_counts.astype(np.float64)).unsqueeze(1)
+    if exclude is None:  # every buyer sees the same ranking: one query row serves them all
+        query_of = np.zeros(len(rows), dtype=np.int64)
+        return true_ranks(torch.ones(1, 1, dtype=torch.float64), counts, query_of, rows.product.numpy())
     ones = torch.ones(len(data.query_buyer), 1, dtype=torch.float64)
     return true_ranks(ones, counts, rows.query.numpy(), rows.product.numpy(), exclude=exclude)
 

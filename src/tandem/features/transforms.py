@@ -321,7 +321,9 @@ class TimeFeatures(Transform):
         if pd.api.types.is_numeric_dtype(series):
             return series.to_numpy(dtype=np.float64)
         parsed = pd.to_datetime(series, errors="coerce", utc=True)
-        return (parsed.astype("int64") // 10**9).where(parsed.notna()).to_numpy(dtype=np.float64)
+        # Divide by a timedelta rather than read int64 ticks: pandas 3 keeps each column's own unit (s, ms, us, ns).
+        seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
 
     def _fit(self, values: np.ndarray) -> None:
         s = self._seconds(values)

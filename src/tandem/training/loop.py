@@ -119,11 +119,7 @@ def train(
         for cb in callbacks:
             cb.on_epoch_end(epoch, record, stats)
         if stop is not None:
-            value = record.get(stop.metric)
-            if value is None:
-                raise ValueError(
-                    f"training.early_stopping.metric: '{stop.metric}' is not measured; available: {', '.join(sorted(record))}"
-                )
+            value = record[stop.metric]  # the spec's rules guarantee the metric is measured
             if _improved(value, best_value, stop.mode):
                 best_value, best_state, bad_epochs = value, copy.deepcopy(model.state_dict()), 0
             else:

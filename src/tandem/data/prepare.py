@@ -1,0 +1,302 @@
+"""From files to clean, sampled, split interactions: joins, filters, aggregation, cleaning and splits in DuckDB.
+
+Rows that cannot be used (a missing id, an unreadable timestamp, a missing or NaN target) are dropped and
+counted in the report, never silently kept. Problems a user can fix (unknown or non-numeric columns, an empty
+sample, a split without test rows) are collected and raised together as one :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from tandem.data.sources import is_numeric, literal, quote, read_source
+from tandem.data.splits import cutoff_seconds, split_rows
+from tandem.errors import DataError, Problem, SpecError
+from tandem.spec import ExperimentSpec
+
+BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
+
+
+@dataclass
+class Interactions:
+    """Clean interactions with their split. Arrays are aligned by row."""
+
+    frame: pd.DataFrame  # feature columns by name, plus __buyer, __product, and __ts / __target when present
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def buyers(self) -> np.ndarray:
+        return self.frame[BUYER].to_numpy()
+
+    @property
+    def products(self) -> np.ndarray:
+        return self.frame[PRODUCT].to_numpy()
+
+    @property
+    def target(self) -> np.ndarray | None:
+        return self.frame[TARGET].to_numpy(dtype=np.float64) if TARGET in self.frame else None
+
+
+def _feature_columns(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """(field path, column) for every feature column."""
+    out = []
+    for side in ("buyer", "product"):
+        for i, f in enumerate(getattr(spec.features, side)):
+            out.append((f"features.{side}.{i}.column", f.column))
+    return out
+
+
+def _timestamp_sql(column: str, duckdb_type: str) -> str:
+    col = quote(column)
+    if is_numeric(duckdb_type):
+        return f"CAST({col} AS BIGINT)"
+    if duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
+        return f"CAST(epoch({col}) AS BIGINT)"
+    return f"CAST(epoch(TRY_CAST({col} AS TIMESTAMPTZ)) AS BIGINT)"
+
+
+def _filter_sql(op: str, column: str, value: Any) -> str:
+    col = quote(column)
+    if op in ("in", "not_in"):
+        items = ", ".join(_value_sql(v) for v in value) or "NULL"
+        return f"{col} {'NOT ' if op == 'not_in' else ''}IN ({items})"
+    return f"{col} {'=' if op == '==' else op} {_value_sql(value)}"
+
+
+def _value_sql(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return literal(str(value))
+
+
+class _Loader:
+    """Builds the SQL for one spec, checking every column reference on the way."""
+
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self.spec = spec
+        self.con = duckdb.connect()
+        self.problems: list[Problem] = []
+
+    def load(self) -> Interactions:
+        d = self.spec.data
+        tx = dict(read_source(self.con, d.transactions, "tx"))
+        joined = dict(tx)
+        joins = []
+        for role, table in (("buyers", d.buyers), ("products", d.products)):
+            if table is None:
+                continue
+            cols = dict(read_source(self.con, table, role))
+            if table.key not in cols:
+                self.problems.append(Problem(f"data.{role}.key", self._unknown(table.key, role, cols)))
+                continue
+            # A key listed twice would join each transaction to both rows and silently duplicate it.
+            key = quote(table.key)
+            repeats = self.con.execute(f"SELECT count({key}) - count(DISTINCT {key}) FROM {quote(role)}").fetchone()[0]
+            if repeats:
+                message = f"'{table.key}' must identify one row of the {role} table, but {repeats} rows repeat a key"
+                self.problems.append(Problem(f"data.{role}.key", message))
+            extra = [c for c in cols if c != table.key and c not in joined]
+            joined.update({c: cols[c] for c in extra})
+            joins.append((role, table.key, extra))
+        for path, col in (
+            ("data.buyer_id", d.buyer_id),
+            ("data.product_id", d.product_id),
+            ("data.timestamp", d.timestamp),
+        ):
+            if col is not None and col not in tx:
+                self.problems.append(Problem(path, self._unknown(col, "transactions", tx)))
+        for i, f in enumerate(d.filters):
+            if f.column not in joined:
+                self.problems.append(Problem(f"data.filters.{i}.column", self._unknown(f.column, "the data", joined)))
+        available = dict(joined)
+        if d.aggregate is not None:
+            for i, a in enumerate(d.aggregate):
+                if a.column is not None and a.column not in joined:
+                    self.problems.append(
+                        Problem(f"data.aggregate.{i}.column", self._unknown(a.column, "the data", joined))
+                    )
+                elif a.fn in ("sum", "mean") and a.column is not None and not is_numeric(joined[a.column]):
+                    self.problems.append(
+                        Problem(
+                            f"data.aggregate.{i}.column",
+                            f"'{a.column}' is not numeric ({joined[a.column]}), so it cannot be a {a.fn}",
+                        )
+                    )
+                available[a.name] = (
+                    "DOUBLE"
+                    if a.fn in ("sum", "mean")
+                    else "BIGINT"
+                    if a.fn.startswith("count")
+                    else joined.get(a.column or "", "DOUBLE")
+                )
+        for path, col in _feature_columns(self.spec):
+            if col not in available:
+                self.problems.append(Problem(path, self._unknown(col, "the data", available)))
+        target = self.spec.features.target
+        if target is not None:
+            if target not in available:
+                self.problems.append(Problem("features.target", self._unknown(target, "the data", available)))
+            elif not is_numeric(available[target]):
+                self.problems.append(
+                    Problem(
+                        "features.target",
+                        f"'{target}' is not numeric ({available[target]}); the ranking target must be a number",
+                    )
+                )
+        if self.problems:
+            raise SpecError(self.problems)
+        return self._query(tx, joined, joins)
+
+    @staticmethod
+    def _unknown(col: str, where: str, columns: dict[str, str]) -> str:
+        names = ", ".join(list(columns)[:30])
+        return f"unknown column '{col}' ({where} has: {names})"
+
+    def _query(self, tx: dict[str, str], joined: dict[str, str], joins: list) -> Interactions:
+        d, report = self.spec.data, {}
+        feature_cols = sorted({c for _, c in _feature_columns(self.spec)})
+        target = self.spec.features.target
+        has_target = target is not None and self.spec.model.type != "retrieval"
+        wanted = feature_cols + [f.column for f in d.filters] + [a.column for a in d.aggregate or [] if a.column]
+        if has_target:
+            wanted.append(target)
+        source_cols = sorted(set(wanted) & set(joined))
+        select = [f"{quote(d.buyer_id)} AS {BUYER}", f"{quote(d.product_id)} AS {PRODUCT}"]
+        if d.timestamp:
+            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp])} AS {TS}")
+        tx_only = [c for c in source_cols if c in tx]
+        select += [f"t.{quote(c)}" for c in tx_only]
+        sql = f"SELECT {', '.join(select)}, row_number() OVER () AS __row FROM tx t"
+        for role, key, extra in joins:
+            wanted = [c for c in extra if c in source_cols]
+            if wanted:
+                cols = ", ".join(f"{role}.{quote(c)}" for c in wanted)
+                sql = (
+                    f"SELECT base.*, {cols} FROM ({sql}) base LEFT JOIN {role} ON "
+                    f"CAST(base.{BUYER if role == 'buyers' else PRODUCT} AS VARCHAR) = CAST({role}.{quote(key)} AS VARCHAR)"
+                )
+        con = self.con
+        con.execute(f"CREATE TEMP TABLE joined AS {sql}")
+        report["rows_read"] = con.execute("SELECT count(*) FROM joined").fetchone()[0]
+        if report["rows_read"] == 0:
+            raise SpecError([Problem("data.transactions.path", "the transactions file has no rows")])
+        where = [f"{BUYER} IS NOT NULL", f"{PRODUCT} IS NOT NULL"]
+        report["dropped_missing_ids"] = con.execute(
+            f"SELECT count(*) FROM joined WHERE NOT ({' AND '.join(where)})"
+        ).fetchone()[0]
+        if d.timestamp:
+            report["dropped_bad_timestamp"] = con.execute(
+                f"SELECT count(*) FROM joined WHERE {' AND '.join(where)} AND {TS} IS NULL"
+            ).fetchone()[0]
+            where.append(f"{TS} IS NOT NULL")
+        clean = " AND ".join(where)
+        if d.filters:
+            kept = " AND ".join(f"({_filter_sql(f.op, f.column, f.value)})" for f in d.filters)
+            report["dropped_by_filters"] = con.execute(
+                f"SELECT count(*) FROM joined WHERE {clean} AND NOT ({kept})"
+            ).fetchone()[0]
+            clean = f"{clean} AND ({kept})"
+        rows = f"SELECT * FROM joined WHERE {clean}"
+        period = None
+        if d.aggregate is not None:
+            if d.split.kind == "time":
+                # Split transactions in time first, then aggregate each side: a pair bought before and after
+                # the cutoff gives one training row and one test row, and no later line leaks into training.
+                cutoff = (
+                    cutoff_seconds(d.split.cutoff)
+                    if d.split.cutoff
+                    else con.execute(
+                        f"SELECT quantile_disc({TS}, {1.0 - d.split.test_fraction}) FROM joined WHERE {clean}"
+                    ).fetchone()[0]
+                )
+                period = f"({TS} >= {int(cutoff)})" if cutoff is not None else None
+            carried = feature_cols + ([target] if has_target else [])
+            rows = self._aggregate_sql(rows, carried, d.timestamp is not None, period)
+            order = f"{BUYER}, {PRODUCT}" + (f", {PERIOD}" if period else "")
+        else:
+            order = "__row"
+        if has_target:
+            con.execute(f"CREATE TEMP TABLE rows AS {rows}")
+            bad = f"{quote(target)} IS NULL OR isnan(CAST({quote(target)} AS DOUBLE))"
+            report["dropped_bad_target"] = con.execute(f"SELECT count(*) FROM rows WHERE {bad}").fetchone()[0]
+            value = f"CAST({quote(target)} AS DOUBLE)"
+            if self.spec.features.target_transform == "log1p":
+                value = f"ln(1 + greatest({value}, 0))"
+            rows = f"SELECT *, {value} AS {TARGET} FROM rows WHERE NOT ({bad})"
+        cols = [BUYER, PRODUCT] + ([TS] if d.timestamp else []) + ([PERIOD] if period else [])
+        cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
+        frame = con.execute(f"SELECT {', '.join(quote(c) for c in cols)} FROM ({rows}) ORDER BY {order}").df()
+        report["rows_clean"] = len(frame)
+        frame = self._sample(frame, report)
+        train, validation, test = split_rows(frame, d.split, report)
+        con.close()
+        return Interactions(frame=frame, train=train, validation=validation, test=test, report=report)
+
+    def _aggregate_sql(self, rows: str, feature_cols: list[str], has_ts: bool, period: str | None = None) -> str:
+        """One row per buyer–product pair (and per side of the time cutoff when `period` is given)."""
+        d = self.spec.data
+        keys = [BUYER, PRODUCT] + ([f"{period} AS {PERIOD}"] if period else [])
+        parts = keys + ([f"max({TS}) AS {TS}"] if has_ts else [])
+        names = set()
+        for a in d.aggregate or []:
+            names.add(a.name)
+            col = quote(a.column) if a.column else "*"
+            fn = {"count": "count(*)", "count_distinct": f"count(DISTINCT {col})"}.get(a.fn, f"{a.fn}({col})")
+            parts.append(f"{fn} AS {quote(a.name)}")
+        for c in feature_cols:
+            if c not in names:
+                parts.append(
+                    f"arg_max({quote(c)}, {TS}) AS {quote(c)}" if has_ts else f"any_value({quote(c)}) AS {quote(c)}"
+                )
+        return f"SELECT {', '.join(parts)} FROM ({rows}) GROUP BY ALL"
+
+    def _sample(self, frame: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:
+        d = self.spec.data
+        if frame.empty:
+            raise SpecError(
+                [
+                    Problem(
+                        "data",
+                        "no rows are left after dropping rows with missing ids, timestamps or targets and applying the filters",
+                    )
+                ]
+            )
+        if d.sample_fraction < 1.0:
+            k = round(len(frame) * d.sample_fraction)
+            if k == 0:
+                raise SpecError(
+                    [
+                        Problem(
+                            "data.sample_fraction",
+                            f"sampling {d.sample_fraction} of {len(frame)} rows leaves no rows; raise the fraction",
+                        )
+                    ]
+                )
+            keep = np.sort(np.random.default_rng(d.sample_seed).choice(len(frame), size=k, replace=False))
+            frame = frame.iloc[keep].reset_index(drop=True)
+        report["rows_sampled"] = len(frame)
+        return frame
+
+
+def load_interactions(spec: ExperimentSpec) -> Interactions:
+    """Read, join, clean, aggregate, sample and split the spec's data.
+
+    Raises SpecError listing every problem a user can fix, or DataError when a file cannot be read.
+    """
+    loader = _Loader(spec)
+    try:
+        return loader.load()
+    except duckdb.Error as e:
+        raise DataError(f"the data could not be prepared: {str(e).splitlines()[0]}") from None
+    finally:
+        loader.con.close()
