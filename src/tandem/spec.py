@@ -2,7 +2,7 @@
 
 Static rules (types, ranges, cross-section rules such as "multitask needs a loss weight > 0") live here.
 Rules that need the data (unknown columns, a non-numeric target, top-K larger than the catalog, an empty
-sample) live in :mod:`tandem.checks`, which reports them in the same :class:`Problem` shape.
+sample) live in :mod:`tandem.data.prepare` and :func:`tandem.run.check_catalog`, which report them in the same :class:`Problem` shape.
 """
 
 from __future__ import annotations

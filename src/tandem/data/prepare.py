@@ -92,7 +92,7 @@ class _Loader:
         tx = dict(read_source(self.con, d.transactions, "tx"))
         joined = dict(tx)
         joins = []
-        for role, table in (("buyers", d.buyers), ("products", d.products)):
+        for role, table, id_col in (("buyers", d.buyers, d.buyer_id), ("products", d.products, d.product_id)):
             if table is None:
                 continue
             cols = dict(read_source(self.con, table, role))
@@ -107,7 +107,8 @@ class _Loader:
                 self.problems.append(Problem(f"data.{role}.key", message))
             extra = [c for c in cols if c != table.key and c not in joined]
             joined.update({c: cols[c] for c in extra})
-            joins.append((role, table.key, extra))
+            numeric = is_numeric(cols[table.key]) and is_numeric(tx.get(id_col, "VARCHAR"))
+            joins.append((role, table.key, extra, numeric))
         for path, col in (
             ("data.buyer_id", d.buyer_id),
             ("data.product_id", d.product_id),
@@ -177,14 +178,14 @@ class _Loader:
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
         sql = f"SELECT {', '.join(select)}, row_number() OVER () AS __row FROM tx t"
-        for role, key, extra in joins:
+        for role, key, extra, numeric in joins:
             wanted = [c for c in extra if c in source_cols]
             if wanted:
                 cols = ", ".join(f"{role}.{quote(c)}" for c in wanted)
-                sql = (
-                    f"SELECT base.*, {cols} FROM ({sql}) base LEFT JOIN {role} ON "
-                    f"CAST(base.{BUYER if role == 'buyers' else PRODUCT} AS VARCHAR) = CAST({role}.{quote(key)} AS VARCHAR)"
-                )
+                left, right = f"base.{BUYER if role == 'buyers' else PRODUCT}", f"{role}.{quote(key)}"
+                # Numeric ids compare as numbers (1 = 1.0); anything else compares as text.
+                on = f"{left} = {right}" if numeric else f"CAST({left} AS VARCHAR) = CAST({right} AS VARCHAR)"
+                sql = f"SELECT base.*, {cols} FROM ({sql}) base LEFT JOIN {role} ON {on}"
         con = self.con
         con.execute(f"CREATE TEMP TABLE joined AS {sql}")
         report["rows_read"] = con.execute("SELECT count(*) FROM joined").fetchone()[0]

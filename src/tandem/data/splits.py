@@ -23,8 +23,12 @@ def _random(n: int, split: SplitSpec) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def cutoff_seconds(cutoff: str) -> int:
+    """A cutoff as Unix seconds: an integer is taken as seconds, a date or time without a zone as UTC."""
+    if cutoff.lstrip("-").isdigit():
+        return int(cutoff)
     try:
-        return int(pd.Timestamp(cutoff, tz="UTC").timestamp()) if not cutoff.lstrip("-").isdigit() else int(cutoff)
+        ts = pd.Timestamp(cutoff)
+        return int((ts if ts.tzinfo is not None else ts.tz_localize("UTC")).timestamp())
     except ValueError:
         raise SpecError([Problem("data.split.cutoff", f"'{cutoff}' is not a date or timestamp")]) from None
 

@@ -257,7 +257,7 @@ class Bucketize(Transform):
         return idx.astype(np.int64)
 
 
-_TOKEN = re.compile(r"[a-z0-9]+")
+_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, accented letters included
 
 
 def tokenize(text: str) -> list[str]:
