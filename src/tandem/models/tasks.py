@@ -13,30 +13,33 @@ import torch
 from torch import nn
 
 
-def sampling_correction(scores: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """Subtract each candidate's log sampling probability (log-Q correction). scores: [Uq, Uc], log_q: [Uc]."""
-    return scores - log_q.unsqueeze(0)
-
-
 def in_batch_softmax_loss(
     scores: torch.Tensor,
     query_index: torch.Tensor,
     candidate_index: torch.Tensor,
     candidate_counts: torch.Tensor,
     *,
+    candidate_log_q: torch.Tensor | None = None,
     remove_accidental_hits: bool = False,
 ) -> torch.Tensor:
     """Per-row in-batch softmax cross-entropy from distinct-row scores.
 
-    scores: [Uq, Uc] logits of distinct queries against distinct candidates (temperature and log-Q applied).
+    scores: [Uq, Uc] logits of distinct queries against distinct candidates (temperature applied).
     query_index, candidate_index: [B] each row's distinct query and candidate.
     candidate_counts: [Uc] how many rows of the batch hold each distinct candidate.
+    candidate_log_q: [Uc] log sampling probabilities, subtracted from every logit (log-Q correction).
     With `remove_accidental_hits`, the other rows holding a row's own product are not its negatives (as in
     TensorFlow Recommenders, the row's own column stays). Returns [B] losses.
     """
-    log_counts = candidate_counts.to(scores.dtype).log()
-    lse = torch.logsumexp(scores + log_counts.unsqueeze(0), dim=1)  # [Uq]
+    # One column bias carries both the duplicate count and the log-Q correction, so the [Uq, Uc] matrix
+    # is passed over once before the log-sum-exp.
+    bias = candidate_counts.to(scores.dtype).log()
+    if candidate_log_q is not None:
+        bias = bias - candidate_log_q
+    lse = torch.logsumexp(scores + bias.unsqueeze(0), dim=1)  # [Uq]
     positive = scores[query_index, candidate_index]  # [B]
+    if candidate_log_q is not None:
+        positive = positive - candidate_log_q[candidate_index]
     row_lse = lse[query_index]
     if remove_accidental_hits:
         # Drop (count - 1) copies of the row's own product from its denominator: exp(lse) - (n - 1) exp(pos).
@@ -71,13 +74,16 @@ class RetrievalTask(nn.Module):
         candidate_log_q: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """query_embeddings: [Uq, d]; candidate_embeddings: [Uc, d]; indexes [B]; counts, log_q: [Uc]."""
+        if self.temperature != 1.0:  # scaling the [Uq, d] queries is cheaper than the [Uq, Uc] scores
+            query_embeddings = query_embeddings / self.temperature
         scores = query_embeddings @ candidate_embeddings.T
-        if self.temperature != 1.0:
-            scores = scores / self.temperature
-        if candidate_log_q is not None:
-            scores = sampling_correction(scores, candidate_log_q)
         losses = in_batch_softmax_loss(
-            scores, query_index, candidate_index, candidate_counts, remove_accidental_hits=self.remove_accidental_hits
+            scores,
+            query_index,
+            candidate_index,
+            candidate_counts,
+            candidate_log_q=candidate_log_q,
+            remove_accidental_hits=self.remove_accidental_hits,
         )
         return losses.sum() if self.reduction == "sum" else losses.mean()
 
