@@ -79,6 +79,19 @@ def _value_sql(value: Any) -> str:
     return literal(str(value))
 
 
+def _join_attributes(sql: str, joins: list[tuple[str, str, list[str], bool]], columns: set[str]) -> str:
+    """Left-join the attribute tables' `columns` onto the rows of `sql` by buyer or product id."""
+    for role, key, extra, numeric in joins:
+        wanted = [c for c in extra if c in columns]
+        if wanted:
+            cols = ", ".join(f"{role}.{quote(c)}" for c in wanted)
+            left, right = f"base.{BUYER if role == 'buyers' else PRODUCT}", f"{role}.{quote(key)}"
+            # Numeric ids compare as numbers (1 = 1.0); anything else compares as text.
+            on = f"{left} = {right}" if numeric else f"CAST({left} AS VARCHAR) = CAST({right} AS VARCHAR)"
+            sql = f"SELECT base.*, {cols} FROM ({sql}) base LEFT JOIN {role} ON {on}"
+    return sql
+
+
 class _Loader:
     """Builds the SQL for one spec, checking every column reference on the way."""
 
@@ -172,20 +185,22 @@ class _Loader:
         if has_target:
             wanted.append(target)
         source_cols = sorted(set(wanted) & set(joined))
+        attribute_cols = {c for _, _, extra, _ in joins for c in extra}
+        # With aggregation, attribute columns that only feed features are joined after it: one lookup per pair
+        # instead of one per transaction line, and no per-pair aggregate of values that never vary.
+        late_cols = set()
+        if d.aggregate is not None:
+            early = {f.column for f in d.filters} | {a.column for a in d.aggregate if a.column}
+            late_cols = (attribute_cols & set(source_cols)) - early
         select = [f"{quote(d.buyer_id)} AS {BUYER}", f"{quote(d.product_id)} AS {PRODUCT}"]
         if d.timestamp:
             select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp])} AS {TS}")
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
-        sql = f"SELECT {', '.join(select)}, row_number() OVER () AS __row FROM tx t"
-        for role, key, extra, numeric in joins:
-            wanted = [c for c in extra if c in source_cols]
-            if wanted:
-                cols = ", ".join(f"{role}.{quote(c)}" for c in wanted)
-                left, right = f"base.{BUYER if role == 'buyers' else PRODUCT}", f"{role}.{quote(key)}"
-                # Numeric ids compare as numbers (1 = 1.0); anything else compares as text.
-                on = f"{left} = {right}" if numeric else f"CAST({left} AS VARCHAR) = CAST({right} AS VARCHAR)"
-                sql = f"SELECT base.*, {cols} FROM ({sql}) base LEFT JOIN {role} ON {on}"
+        # File order breaks ties when rows are not aggregated; aggregated rows are ordered by their keys.
+        row_number = ", row_number() OVER () AS __row" if d.aggregate is None else ""
+        sql = f"SELECT {', '.join(select)}{row_number} FROM tx t"
+        sql = _join_attributes(sql, joins, set(source_cols) - late_cols)
         con = self.con
         con.execute(f"CREATE TEMP TABLE joined AS {sql}")
         report["rows_read"] = con.execute("SELECT count(*) FROM joined").fetchone()[0]
@@ -221,8 +236,10 @@ class _Loader:
                     ).fetchone()[0]
                 )
                 period = f"({TS} >= {int(cutoff)})" if cutoff is not None else None
-            carried = feature_cols + ([target] if has_target else [])
-            rows = self._aggregate_sql(rows, carried, d.timestamp is not None, period)
+            carried = [c for c in feature_cols + ([target] if has_target else []) if c not in late_cols]
+            rows = _join_attributes(
+                self._aggregate_sql(rows, carried, d.timestamp is not None, period), joins, late_cols
+            )
             order = f"{BUYER}, {PRODUCT}" + (f", {PERIOD}" if period else "")
         else:
             order = "__row"
@@ -255,10 +272,12 @@ class _Loader:
             fn = {"count": "count(*)", "count_distinct": f"count(DISTINCT {col})"}.get(a.fn, f"{a.fn}({col})")
             parts.append(f"{fn} AS {quote(a.name)}")
         for c in feature_cols:
-            if c not in names:
-                parts.append(
-                    f"arg_max({quote(c)}, {TS}) AS {quote(c)}" if has_ts else f"any_value({quote(c)}) AS {quote(c)}"
-                )
+            if c in names:
+                continue
+            if c in (d.buyer_id, d.product_id) or not has_ts:  # the grouped ids themselves never vary
+                parts.append(f"any_value({quote(c)}) AS {quote(c)}")
+            else:
+                parts.append(f"arg_max({quote(c)}, {TS}) AS {quote(c)}")  # the latest value
         return f"SELECT {', '.join(parts)} FROM ({rows}) GROUP BY ALL"
 
     def _sample(self, frame: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:

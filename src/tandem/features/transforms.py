@@ -23,11 +23,17 @@ from tandem.errors import NotFittedError
 _MISSING = "\x00missing"
 
 
-def _as_strings(values: np.ndarray) -> np.ndarray:
-    """Canonical string form of ids and categories: 42, 42.0 from an int column and "42" all become "42"."""
-    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
+def _factorize(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes [n], canonical strings of the distinct values): transforms then work once per distinct value.
+
+    Canonical form: 42, 42.0 from an int column and "42" all become "42"; missing values become one marker.
+    """
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(values, dtype=object if values.dtype == object else None)
+    )
+    codes, uniques = pd.factorize(series)
     canonical = np.array([_canonical(u) for u in uniques] + [_MISSING], dtype=object)
-    return canonical[codes]  # code -1 (missing) picks the last entry
+    return np.where(codes < 0, len(canonical) - 1, codes), canonical
 
 
 def _canonical(v: Any) -> str:
@@ -36,6 +42,11 @@ def _canonical(v: Any) -> str:
     if isinstance(v, float | np.floating) and float(v).is_integer():
         return str(int(v))
     return str(v)
+
+
+def _as_input(values: np.ndarray | pd.Series | list) -> np.ndarray | pd.Series:
+    """Series pass through (pandas' string arrays are fast to factorise); anything else becomes an array."""
+    return values.reset_index(drop=True) if isinstance(values, pd.Series) else np.asarray(values)
 
 
 def stable_hash(text: str) -> int:
@@ -64,14 +75,14 @@ class Transform:
         """Learn state from training values; returns self."""
         for attr in self.state:
             self.__dict__.pop(attr, None)
-        self._fit(np.asarray(values))
+        self._fit(_as_input(values))
         return self
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """Apply the fitted state; raises NotFittedError before `fit`."""
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} for feature '{self.name}' is not fitted yet; call 'fit' first")
-        return self._transform(np.asarray(values))
+        return self._transform(_as_input(values))
 
     def fit_transform(self, values: np.ndarray) -> np.ndarray:
         return self.fit(values).transform(values)
@@ -142,7 +153,8 @@ class Vocabulary(Transform):
         self.max_vocab = max_vocab
 
     def _fit(self, values: np.ndarray) -> None:
-        counts = pd.Series(_as_strings(values)).value_counts(sort=False)
+        codes, canonical = _factorize(values)
+        counts = pd.Series(np.bincount(codes, minlength=len(canonical)), index=canonical).groupby(level=0).sum()
         counts = counts[(counts >= self.min_count) & (counts.index != _MISSING)]
         # Most frequent first, ties by value, so the vocabulary is the same whatever the row order.
         frame = counts.rename("n").reset_index().sort_values(["n", "index"], ascending=[False, True], kind="stable")
@@ -158,15 +170,12 @@ class Vocabulary(Transform):
         return self.oov_buckets + len(self.vocabulary_)
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
-        strings = _as_strings(values)
-        idx = self._index.get_indexer(strings).astype(np.int64)
-        missing = idx < 0
-        idx[~missing] += self.oov_buckets
-        if missing.any():
-            uniques, inverse = np.unique(strings[missing], return_inverse=True)
-            buckets = np.array([stable_hash(u) % self.oov_buckets for u in uniques], dtype=np.int64)
-            idx[missing] = buckets[inverse]
-        return idx
+        codes, canonical = _factorize(values)
+        idx = self._index.get_indexer(canonical).astype(np.int64)
+        unseen = idx < 0
+        idx[~unseen] += self.oov_buckets
+        idx[unseen] = [stable_hash(u) % self.oov_buckets for u in canonical[unseen]]
+        return idx[codes]
 
 
 class Hashing(Transform):
@@ -189,9 +198,9 @@ class Hashing(Transform):
         return self.num_bins_
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
-        uniques, inverse = np.unique(_as_strings(values), return_inverse=True)
-        hashed = np.array([stable_hash(u) % self.num_bins_ for u in uniques], dtype=np.int64)
-        return hashed[inverse].reshape(-1)
+        codes, canonical = _factorize(values)
+        hashed = np.array([stable_hash(u) % self.num_bins_ for u in canonical], dtype=np.int64)
+        return hashed[codes]
 
 
 class Standardize(Transform):
@@ -279,9 +288,9 @@ class TextTokens(Transform):
         self.max_length = max_length
 
     def _fit(self, values: np.ndarray) -> None:
-        uniques, counts = np.unique(_as_strings(values), return_counts=True)
+        codes, canonical = _factorize(values)
         totals: dict[str, int] = {}
-        for text, n in zip(uniques, counts, strict=True):
+        for text, n in zip(canonical, np.bincount(codes, minlength=len(canonical)), strict=True):
             if text == _MISSING:
                 continue
             for token in tokenize(text):
@@ -298,14 +307,14 @@ class TextTokens(Transform):
         return len(self.vocabulary_) + 2
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
-        uniques, inverse = np.unique(_as_strings(values), return_inverse=True)
-        table = np.zeros((len(uniques), self.max_length), dtype=np.int64)
-        for row, text in enumerate(uniques):
+        codes, canonical = _factorize(values)
+        table = np.zeros((len(canonical), self.max_length), dtype=np.int64)
+        for row, text in enumerate(canonical):
             if text == _MISSING:
                 continue
             ids = [self._lookup.get(t, 1) for t in tokenize(text)][: self.max_length]
             table[row, : len(ids)] = ids
-        return table[inverse.reshape(-1)]
+        return table[codes]
 
 
 class TimeFeatures(Transform):
