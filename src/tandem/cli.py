@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tandem.errors import SpecError, TandemError
+from tandem.export.commands import add_export_commands
+from tandem.serving.commands import add_serving_commands
 
 METRIC_ORDER = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae", "test_rmse", "test_mae")
 
@@ -40,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     print(_format_table(result.metrics))
-    print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml and model/")
+    print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml, model/ and bundle/")
     return 0
 
 
@@ -75,10 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
     validate.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     validate.set_defaults(func=cmd_validate)
+    add_serving_commands(sub)
+    add_export_commands(sub)
     return parser
 
 
+def _passive_openmp_threads() -> None:
+    """Let idle OpenMP threads sleep instead of spin, unless the user chose a policy (before torch loads).
+
+    torch's CPU wheel uses libgomp, whose waiting threads spin. On a machine shared with other work (two busy
+    cores), a spinning thread takes the core its partner needs, and the tutorial run's training took 4–8× as
+    long as with passive waiting (bench/run_profile.py --env-study; bench/RESULTS.md).
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
+    _passive_openmp_threads()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -14,6 +14,7 @@ from tandem.data.prepare import Interactions, load_interactions
 from tandem.errors import Problem, SpecError
 from tandem.evaluation.evaluate import evaluate_split
 from tandem.export.artifacts import TrainedModel
+from tandem.export.bundle import export_bundle
 from tandem.models.two_tower import TwoTowerModel
 from tandem.spec import ExperimentSpec
 from tandem.training.dataset import EncodedData, encode, fit_features
@@ -32,9 +33,10 @@ class RunResult:
     trained: TrainedModel
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    data: EncodedData | None = field(default=None, repr=False)  # what the model was trained on, for the bundle
 
     def save(self, out: str | Path) -> Path:
-        """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml and model/."""
+        """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml, model/ and bundle/."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "spec.yaml").write_text(self.spec.to_yaml(), encoding="utf-8")
@@ -46,6 +48,8 @@ class RunResult:
         ):
             (out / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
         self.trained.save(out / "model")
+        if self.data is not None:
+            export_bundle(self.trained, self.data, out / "bundle")
         return out
 
 
@@ -67,6 +71,9 @@ def prepare(
     spec: ExperimentSpec, interactions: Interactions | None = None
 ) -> tuple[Interactions, TrainedModel, EncodedData]:
     """Load the data, fit features on the training split, encode, and build an untrained model."""
+    device = spec.training.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SpecError([Problem("training.device", f"'{device}' was asked for, but this machine has no CUDA GPU")])
     interactions = interactions or load_interactions(spec)
     buyer, product = fit_features(spec, interactions)
     data = encode(interactions, buyer, product)
@@ -102,6 +109,7 @@ def run(
         trained=trained,
         notes=notes,
         seconds=time.perf_counter() - started,
+        data=data,
     )
 
 

@@ -3,6 +3,12 @@
 Ranks are counted as TensorFlow Recommenders' FactorizedTopK counts hits: a test interaction is a hit at K
 when fewer than K candidates score strictly higher than its true product (ties go in the interaction's
 favour). Work is done in blocks of queries so that no queries × candidates matrix is held at once.
+
+Speed (bench/eval_bench.py measures it against the bare blocked matrix product): one score buffer is
+reused for every block (a fresh 64 MiB tensor per block costs page faults comparable to the product itself);
+comparisons are made a cache-sized chunk at a time, as 1.0/0.0 summed by a matrix–vector product, which is
+several times faster than summing booleans; top-k first keeps the k best of groups of candidates (each group's
+maximum), so torch.topk only sees a small part of each row.
 """
 
 from __future__ import annotations
@@ -12,12 +18,24 @@ import torch
 
 # Scores held at once, in elements (64 MiB of float32): bounds memory whatever the catalog size.
 BLOCK_ELEMENTS = 1 << 24
-# Above this many interactions per query, sorting each score row once beats comparing it per interaction.
-SORT_WHEN_INTERACTIONS_PER_QUERY = 16
+# Above this many interactions per query, sorting each score row once beats comparing it per interaction
+# (measured with 1,682 and 20,000 candidates: comparing wins below about 128; see bench/RESULTS.md).
+SORT_WHEN_INTERACTIONS_PER_QUERY = 128
+# Scores compared at once (1 MiB of float32, about one L2 cache): the comparison re-reads them while cached.
+COMPARE_ELEMENTS = 1 << 18
+# Rows of at least this many times k candidates take the grouped top-k path; shorter rows use torch.topk.
+GROUPED_TOP_K_FACTOR = 256
+TOP_K_GROUP = 8
 
 
 def _block_rows(n_candidates: int, block_elements: int) -> int:
     return max(1, block_elements // max(1, n_candidates))
+
+
+def _score_buffer(queries: torch.Tensor, candidates: torch.Tensor, rows: int) -> torch.Tensor:
+    """One [rows, Nc] buffer that every block's scores are written into."""
+    dtype = torch.result_type(queries, candidates)
+    return torch.empty((min(rows, queries.shape[0]), candidates.shape[0]), dtype=dtype, device=queries.device)
 
 
 def _mask_seen(scores: torch.Tensor, start: int, exclude: tuple[np.ndarray, np.ndarray] | None) -> None:
@@ -51,31 +69,63 @@ def true_ranks(
     (e.g. its training products); an interaction's own true product always keeps its score.
     Returns int64 [Ni].
     """
-    n_candidates = candidates.shape[0]
+    n_queries, n_candidates = queries.shape[0], candidates.shape[0]
     ranks = np.zeros(len(query_of), dtype=np.int64)
+    if len(query_of) == 0:
+        return ranks
     order = np.argsort(query_of, kind="stable")
     sorted_queries = query_of[order]
     rows_per_block = _block_rows(n_candidates, block_elements)
     candidates_t = candidates.T.contiguous()
-    for start in range(0, queries.shape[0], rows_per_block):
-        stop = min(start + rows_per_block, queries.shape[0])
+    buffer = _score_buffer(queries, candidates, rows_per_block)
+    for start in range(0, n_queries, rows_per_block):
+        stop = min(start + rows_per_block, n_queries)
         lo, hi = np.searchsorted(sorted_queries, [start, stop])
         if lo == hi:
             continue
-        scores = queries[start:stop] @ candidates_t  # [rows, Nc]
+        scores = buffer[: stop - start]
+        torch.mm(queries[start:stop], candidates_t, out=scores)  # [rows, Nc]
         picked = order[lo:hi]
-        local = torch.from_numpy(sorted_queries[lo:hi] - start)
-        true_scores = scores[local, torch.from_numpy(true_items[picked])]
+        local = sorted_queries[lo:hi] - start
+        local_t = torch.from_numpy(local).to(scores.device)
+        true_scores = scores[local_t, torch.from_numpy(true_items[picked]).to(scores.device)]
         _mask_seen(scores, start, exclude)
         if hi - lo >= SORT_WHEN_INTERACTIONS_PER_QUERY * (stop - start):
-            ranks[picked] = _ranks_by_sorting(scores, local, true_scores)
-            continue
-        # Compare in chunks of interactions so the gathered rows stay within the block budget.
-        for s in range(0, hi - lo, rows_per_block):
-            sl = slice(s, min(s + rows_per_block, hi - lo))
-            above = (scores[local[sl]] > true_scores[sl].unsqueeze(1)).sum(dim=1)
-            ranks[picked[sl]] = above.cpu().numpy()
+            ranks[picked] = _ranks_by_sorting(scores, local_t, true_scores)
+        else:
+            ranks[picked] = _ranks_by_comparing(scores, local, true_scores)
     return ranks
+
+
+def _ranks_by_comparing(scores: torch.Tensor, local: np.ndarray, true_scores: torch.Tensor) -> np.ndarray:
+    """Per interaction, how many of its query's scores are strictly above its true score.
+
+    scores: [rows, Nc], overwritten; local: [Ni] each interaction's row (sorted); true_scores: [Ni].
+    A chunk of rows at a time is turned into 1.0/0.0 in place (no booleans, no gathered copy when each row
+    has exactly one interaction) and summed by a matrix–vector product; counts stay exact in float32 below
+    2^24 candidates, above that the booleans are summed.
+    """
+    n_rows, n_candidates = scores.shape
+    exact_in_float = scores.dtype == torch.float64 or (scores.dtype == torch.float32 and n_candidates < 1 << 24)
+    ones = scores.new_ones(n_candidates)
+    chunk = max(1, COMPARE_ELEMENTS // n_candidates)
+    one_per_row = len(local) == n_rows and bool((local == np.arange(n_rows)).all())
+    rows = None if one_per_row else scores.new_empty((min(chunk, len(local)), n_candidates))
+    local_t = torch.from_numpy(local).to(scores.device)
+    counts = torch.empty(len(local), dtype=scores.dtype if exact_in_float else torch.int64, device=scores.device)
+    for s in range(0, len(local), chunk):
+        e = min(s + chunk, len(local))
+        if rows is None:
+            block = scores[s:e]
+        else:
+            block = rows[: e - s]
+            torch.index_select(scores, 0, local_t[s:e], out=block)
+        threshold = true_scores[s:e].unsqueeze(1)
+        if exact_in_float:
+            torch.mv(block.gt_(threshold), ones, out=counts[s:e])
+        else:
+            counts[s:e] = (block > threshold).sum(dim=1)
+    return counts.to(torch.int64).cpu().numpy()
 
 
 def _ranks_by_sorting(scores: torch.Tensor, local: torch.Tensor, true_scores: torch.Tensor) -> np.ndarray:
@@ -83,7 +133,7 @@ def _ranks_by_sorting(scores: torch.Tensor, local: torch.Tensor, true_scores: to
     row once per interaction when queries have many interactions. local must be sorted ascending."""
     sorted_scores = torch.sort(scores, dim=1).values
     n = scores.shape[1]
-    local_np = local.numpy()
+    local_np = local.cpu().numpy()
     bounds = np.flatnonzero(np.diff(local_np)) + 1
     out = np.empty(len(local_np), dtype=np.int64)
     for a, b in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(local_np)]]), strict=True):
@@ -102,16 +152,41 @@ def top_k(
     block_elements: int = BLOCK_ELEMENTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k candidates per query, best first: (scores [Nq, k] float32, indices [Nq, k] int64)."""
+    n_queries = queries.shape[0]
     k = min(k, candidates.shape[0])
+    if n_queries == 0:
+        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
     rows_per_block = _block_rows(candidates.shape[0], block_elements)
     candidates_t = candidates.T.contiguous()
-    out_scores, out_idx = [], []
-    for start in range(0, queries.shape[0], rows_per_block):
-        scores = queries[start : start + rows_per_block] @ candidates_t
+    buffer = _score_buffer(queries, candidates, rows_per_block)
+    out_scores = torch.empty((n_queries, k), dtype=buffer.dtype)
+    out_idx = torch.empty((n_queries, k), dtype=torch.int64)
+    for start in range(0, n_queries, rows_per_block):
+        stop = min(start + rows_per_block, n_queries)
+        scores = buffer[: stop - start]
+        torch.mm(queries[start:stop], candidates_t, out=scores)
         _mask_seen(scores, start, exclude)
-        values, indices = torch.topk(scores, k, dim=1)
-        out_scores.append(values.cpu().numpy())
-        out_idx.append(indices.cpu().numpy())
-    if not out_scores:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    return np.concatenate(out_scores), np.concatenate(out_idx)
+        values, indices = _top_k_rows(scores, k)
+        out_scores[start:stop] = values.cpu()
+        out_idx[start:stop] = indices.cpu()
+    return out_scores.numpy(), out_idx.numpy()
+
+
+def _top_k_rows(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk(scores, k, dim=1) for long rows, faster: the k best lie within the k groups of candidates
+    with the highest maxima (any candidate outside them has k group maxima at or above it), so only those
+    groups and the leftover tail columns go to torch.topk. Group g holds columns g, g + G, g + 2G, ...
+    (G = Nc // TOP_K_GROUP), which makes the group maxima one vectorised pass. Ties may pick other indices
+    than torch.topk would, never other scores."""
+    n_rows, n = scores.shape
+    if k < 1 or n < GROUPED_TOP_K_FACTOR * k:
+        return torch.topk(scores, k, dim=1)
+    n_groups = n // TOP_K_GROUP
+    maxima = scores[:, : n_groups * TOP_K_GROUP].view(n_rows, TOP_K_GROUP, n_groups).amax(dim=1)  # [rows, G]
+    _, groups = _top_k_rows(maxima, k)  # [rows, k]
+    offsets = torch.arange(TOP_K_GROUP, device=scores.device) * n_groups
+    columns = (groups.unsqueeze(1) + offsets.view(1, -1, 1)).reshape(n_rows, -1)
+    tail = torch.arange(n_groups * TOP_K_GROUP, n, device=scores.device).expand(n_rows, -1)
+    columns = torch.cat([columns, tail], dim=1)
+    values, positions = torch.topk(torch.gather(scores, 1, columns), k, dim=1)
+    return values, torch.gather(columns, 1, positions)

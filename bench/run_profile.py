@@ -1,0 +1,134 @@
+"""Where the whole `tandem train` tutorial run spends its time: imports, data, training, evaluation, saving.
+
+Why: a user sees process start → metrics written, and on the tutorial most of that is not training. This
+script prints
+
+  1. the import cost of each library the CLI pulls in (`python -X importtime`, in a fresh process);
+  2. the phases of one run in this process, timed from process start (the same calls `tandem train` makes);
+  3. with --env-study, the whole CLI run under OpenMP settings, alternated round by round: libgomp's default
+     (waiting threads spin 300,000 times before sleeping), OMP_WAIT_POLICY=PASSIVE (the CLI's default since
+     this benchmark), a shorter spin, and one thread. On 2 shared cores, spinning OpenMP threads lose badly.
+
+    .venv/bin/python bench/run_profile.py
+    .venv/bin/python bench/run_profile.py --env-study --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from _common import (
+    OPENMP_KEYS,
+    OUT,
+    REPO,
+    TANDEM,
+    TUTORIAL_SPEC,
+    load_average,
+    run_child,
+    seconds_since_process_start,
+)
+
+ENV_VARIANTS = {
+    "GOMP_SPINCOUNT=300000": {"GOMP_SPINCOUNT": "300000"},  # libgomp's default: what torch ran with before
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
+    "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+def import_costs(statement: str, min_ms: float = 30.0, depth: int = 2) -> list[tuple[str, float, int]]:
+    """(module, cumulative ms, nesting) of the imports `statement` triggers in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = (part for part in line.removeprefix("import time:").split("|"))
+        level = (len(name) - len(name.lstrip())) // 2
+        if level <= depth and int(cumulative) / 1000 >= min_ms:
+            rows.append((name.strip(), int(cumulative) / 1000, level))
+    return rows
+
+
+def phases() -> list[tuple[str, float]]:
+    """Seconds since process start at the end of each phase of the CLI's train command."""
+    marks = [("interpreter started, bench helpers imported", seconds_since_process_start())]
+
+    def mark(name: str) -> None:
+        marks.append((name, seconds_since_process_start()))
+
+    import torch  # noqa: F401
+
+    mark("import torch")
+    from tandem.run import RunResult, final_metrics, prepare
+    from tandem.spec import load_spec
+    from tandem.training.loop import train
+    from tandem.training.optim import make_optimizers
+
+    mark("import tandem.run (pandas, duckdb, pydantic, ...)")
+    spec = load_spec(TUTORIAL_SPEC)
+    mark("load spec")
+    interactions, trained, data = prepare(spec)
+    mark("load data, fit features, encode, build model")
+    make_optimizers(trained.model, spec.training)
+    mark("first optimizer (imports torch._dynamo)")
+    history, weights = train(trained.model, data, spec)
+    mark(f"train ({spec.training.epochs} epochs)")
+    metrics, notes = final_metrics(trained.model, data, spec)
+    mark("final metrics (full-catalog ranks, RMSE)")
+    result = RunResult(spec, metrics, history, weights, interactions.report, trained, notes)
+    result.data = data if hasattr(result, "data") else None  # newer RunResult also writes the serving bundle
+    out = OUT / "run-profile"
+    result.save(out)
+    mark("save (metrics.json last written before model/ and bundle/)")
+    return marks
+
+
+def env_study(rounds: int) -> None:
+    """Whole CLI runs under each OpenMP setting, alternated; medians of process start → metrics.json."""
+    times: dict[str, list[float]] = {name: [] for name in ENV_VARIANTS}
+    out = OUT / "run-profile-env"
+    for r in range(rounds):
+        for name, env in ENV_VARIANTS.items():
+            started = time.time()
+            cmd = [str(TANDEM), "train", str(TUTORIAL_SPEC), "--quiet", "--out", str(out)]
+            run_child(cmd, out / "log.txt", env, drop=OPENMP_KEYS)
+            times[name].append((out / "metrics.json").stat().st_mtime - started)
+            print(f"round {r + 1} {name:<24} {times[name][-1]:6.2f} s (load {load_average()})", flush=True)
+    base = statistics.median(times["GOMP_SPINCOUNT=300000"])
+    print(f"\n# process start → metrics.json, median of {rounds}")
+    for name, values in times.items():
+        print(
+            f"  {name:<24} {statistics.median(values):6.2f} s  ({base / statistics.median(values):.2f}× as fast as libgomp's default)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env-study", action="store_true", help="alternate whole runs under OpenMP settings")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"# run_profile: load average {load_average()}, OMP env: "
+          f"{ {k: v for k, v in os.environ.items() if k.startswith(('OMP_', 'GOMP_'))} }")  # fmt: skip
+    print("\n## Phases of one run in this process (seconds since process start)")
+    previous = 0.0
+    for name, at in phases():
+        print(f"  {name:<60} {at - previous:6.2f} {at:7.2f}")
+        previous = at
+    print("\n## Import cost (ms, cumulative; nested imports are counted under whoever imports them first)")
+    for name, ms, level in import_costs("import tandem.cli, tandem.run"):
+        print(f"  {'  ' * level}{name:<{40 - 2 * level}} {ms:8.0f}")
+    if args.env_study:
+        print("\n## OpenMP settings, whole CLI runs alternated")
+        env_study(args.rounds)
+
+
+if __name__ == "__main__":
+    main()

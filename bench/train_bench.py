@@ -1,0 +1,228 @@
+"""Training throughput of the engine, and the whole tutorial run as a user sees it.
+
+Why: the reference to beat is TensorFlow Recommenders' multitask tutorial (DESIGN.md, "Reference results"),
+and B2B catalogs are far larger than MovieLens. This script prints
+
+  1. the tutorial protocol (examples/movielens_multitask.yaml): seconds per epoch and examples/s of
+     tandem.training.loop.train, median over repeated trainings of a fresh model;
+  2. a synthetic Zipf-like catalog (default 1M buyer–product pairs, 100K buyers, 50K products) written as
+     Parquet under bench/out/, trained with a multitask spec of id embeddings at batch 8192;
+  3. one in-batch softmax step (forward + backward) at batch 8192 on a real MovieLens batch: the naive
+     B × B score matrix against the engine's distinct-row form (RetrievalTask), with their losses compared;
+  4. the whole `tandem train examples/movielens_multitask.yaml --quiet` run: process start to metrics.json
+     written and to process exit, median of several runs.
+
+    .venv/bin/python bench/train_bench.py            # everything (about 5–10 minutes on 2 busy cores)
+    .venv/bin/python bench/train_bench.py --quick    # small sizes, a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from _common import OUT, TANDEM, TUTORIAL_SPEC, machine_line, median, spread, timed
+from torch import nn
+
+from tandem.models.tasks import RetrievalTask
+from tandem.models.two_tower import TwoTowerModel
+from tandem.run import prepare
+from tandem.spec import ExperimentSpec, load_spec, parse_spec
+from tandem.training.dataset import EncodedData
+from tandem.training.loop import train
+from tandem.training.optim import make_optimizers
+
+
+def fresh_model(spec: ExperimentSpec, trained) -> TwoTowerModel:
+    torch.manual_seed(spec.training.seed)
+    buyer, product = trained.buyer_features.inputs(), trained.product_features.inputs()
+    return TwoTowerModel(spec.model, buyer, product, sparse=spec.training.sparse_embeddings)
+
+
+def bench_training(name: str, spec: ExperimentSpec, reps: int) -> tuple[EncodedData, list[float]]:
+    """Prepare once, then train a fresh model `reps` times; print epoch times and examples/s."""
+    started = time.perf_counter()
+    _, trained, data = prepare(spec)
+    prepared = time.perf_counter() - started
+    n = len(data.train)
+    # The first optimiser of a process imports torch._dynamo (torch.optim's _disable_dynamo): time it apart.
+    started = time.perf_counter()
+    make_optimizers(trained.model, spec.training)
+    first_optimizer = time.perf_counter() - started
+    epochs, totals = [], []
+    for _ in range(reps):
+        model = fresh_model(spec, trained)
+        started = time.perf_counter()
+        history, _ = train(model, data, spec)
+        totals.append(time.perf_counter() - started)
+        epochs += [h["seconds"] for h in history]
+    print(f"\n## {name}: {n:,} training rows, {len(data.buyer_ids):,} buyers, {len(data.product_ids):,} products")
+    print(f"  load + fit features + encode     {prepared:.2f} s")
+    print(f"  first optimizer (torch._dynamo)  {first_optimizer:.2f} s")
+    print(f"  seconds per epoch                {spread(epochs)}")
+    print(f"  examples/s                       {n / median(epochs):,.0f}")
+    print(f"  train(), {spec.training.epochs} epoch(s)               {spread(totals)}")
+    return data, epochs
+
+
+def write_synthetic(path: os.PathLike, rows: int, buyers: int, products: int, seed: int = 0) -> None:
+    """Zipf-like buyer activity and product popularity (exponents 0.8 and 1.0), unique pairs, a sales target."""
+    rng = np.random.default_rng(seed)
+
+    def zipf_ids(n_ids: int, size: int, exponent: float) -> np.ndarray:
+        weights = 1.0 / np.arange(1, n_ids + 1) ** exponent
+        return rng.choice(rng.permutation(n_ids), size=size, p=weights / weights.sum())
+
+    pairs = np.zeros((0, 2), dtype=np.int64)
+    while len(pairs) < rows:
+        draw = np.stack([zipf_ids(buyers, rows, 0.8), zipf_ids(products, rows, 1.0)], axis=1)
+        pairs = np.unique(np.concatenate([pairs, draw]), axis=0)
+    pairs = pairs[rng.permutation(len(pairs))[:rows]]
+    table = pa.table(
+        {
+            "buyer_id": pairs[:, 0],
+            "product_id": pairs[:, 1],
+            "ts": rng.integers(1_600_000_000, 1_700_000_000, size=rows),
+            "sales": np.round(rng.lognormal(2.0, 1.0, size=rows), 2),
+        }
+    )
+    pq.write_table(table, path)
+
+
+def synthetic_spec(parquet: str, dim: int, batch: int, epochs: int) -> ExperimentSpec:
+    raw = {
+        "name": "synthetic-multitask",
+        "data": {
+            "transactions": {"path": parquet},
+            "buyer_id": "buyer_id",
+            "product_id": "product_id",
+            "timestamp": "ts",
+            "split": {"kind": "random", "test_fraction": 0.2, "seed": 42},
+        },
+        "features": {
+            "buyer": [{"column": "buyer_id", "transform": "id", "embedding_dim": dim}],
+            "product": [{"column": "product_id", "transform": "id", "embedding_dim": dim}],
+            "target": "sales",
+        },
+        "model": {"type": "multitask", "rating_head_layers": [256, 128, 1]},
+        "training": {"optimizer": "adagrad", "learning_rate": 0.1, "batch_size": batch, "epochs": epochs},
+        "evaluation": {"ks": [10, 100]},
+    }
+    return parse_spec(raw, base=OUT)
+
+
+def softmax_step(data: EncodedData, batch: int, dim: int, reps: int) -> None:
+    """One retrieval step over a real batch: naive B × B cross-entropy against the distinct-row form."""
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:batch]
+    users, items = data.train.query[order], data.train.product[order]
+    torch.manual_seed(0)
+    queries = nn.Embedding(len(data.query_buyer), dim)
+    products = nn.Embedding(len(data.product_ids), dim)
+    task = RetrievalTask()
+    b = len(order)
+
+    def naive() -> torch.Tensor:
+        scores = queries(users) @ products(items).T  # [B, B]: every row's product is a column
+        return nn.functional.cross_entropy(scores, torch.arange(b), reduction="sum")
+
+    def distinct() -> torch.Tensor:
+        uq, q_index = torch.unique(users, return_inverse=True)
+        uc, c_index, counts = torch.unique(items, return_inverse=True, return_counts=True)
+        return task(queries(uq), products(uc), q_index, c_index, counts)
+
+    def step(loss_fn):
+        def run() -> None:
+            queries.zero_grad(set_to_none=True)
+            products.zero_grad(set_to_none=True)
+            loss_fn().backward()
+
+        return run
+
+    a, c = naive().item(), distinct().item()
+    n_q, n_c = len(torch.unique(users)), len(torch.unique(items))
+    t_naive = timed(step(naive), reps)
+    t_distinct = timed(step(distinct), reps)
+    print(
+        f"\n## In-batch softmax step (forward + backward), batch {b}, dim {dim}: {n_q} distinct queries, {n_c} products"
+    )
+    print(f"  naive B×B ({b}×{b})              {spread(t_naive)}")
+    print(f"  distinct rows ({n_q}×{n_c})       {spread(t_distinct)}")
+    print(f"  speed-up                          {median(t_naive) / median(t_distinct):.1f}×")
+    print(
+        f"  losses                            naive {a:.3f}, distinct {c:.3f} (relative gap {abs(a - c) / abs(a):.1e})"
+    )
+
+
+def whole_runs(runs: int) -> None:
+    """`tandem train` as a user runs it: process start → metrics.json written, and → process exit."""
+    out = OUT / "whole-run"
+    to_metrics, to_exit = [], []
+    for _ in range(runs):
+        started = time.time()
+        subprocess.run(
+            [str(TANDEM), "train", str(TUTORIAL_SPEC), "--quiet", "--out", str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        to_exit.append(time.time() - started)
+        to_metrics.append((out / "metrics.json").stat().st_mtime - started)
+    print(f"\n## Whole tutorial run: tandem train {TUTORIAL_SPEC.relative_to(TUTORIAL_SPEC.parents[1])} --quiet")
+    print(f"  process start → metrics.json      {spread(to_metrics)}")
+    print(f"  process start → exit              {spread(to_exit)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: 100K synthetic pairs, fewer repeats")
+    parser.add_argument("--reps", type=int, default=3, help="trainings per dataset (tutorial)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic buyer–product pairs")
+    parser.add_argument("--buyers", type=int, default=100_000)
+    parser.add_argument("--products", type=int, default=50_000)
+    parser.add_argument("--dim", type=int, default=32, help="embedding dim of the synthetic spec")
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of the synthetic spec")
+    parser.add_argument("--whole-runs", type=int, default=5, help="repeats of the whole `tandem train` run")
+    parser.add_argument("--only", choices=["tutorial", "synthetic", "softmax", "whole"], action="append")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.buyers, args.products = 100_000, 10_000, 5_000
+        args.reps, args.whole_runs = 1, 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    only = set(args.only or ["tutorial", "synthetic", "softmax", "whole"])
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"# train_bench: {machine_line()}")
+
+    if only & {"tutorial", "softmax"}:
+        spec = load_spec(TUTORIAL_SPEC)
+        if "tutorial" in only:
+            data, _ = bench_training("Tutorial protocol (MovieLens 100K, batch 8192, 3 epochs)", spec, args.reps)
+        else:
+            _, _, data = prepare(spec)
+        if "softmax" in only:
+            softmax_step(data, args.batch, 32, reps=10 if args.quick else 30)
+    if "synthetic" in only:
+        parquet = OUT / f"synthetic_{args.rows}_{args.buyers}_{args.products}.parquet"
+        if not parquet.exists():
+            started = time.perf_counter()
+            write_synthetic(parquet, args.rows, args.buyers, args.products)
+            print(f"\nwrote {parquet.name} in {time.perf_counter() - started:.1f} s")
+        spec = synthetic_spec(parquet.name, args.dim, args.batch, args.epochs)
+        name = (
+            f"Synthetic Zipf catalog ({args.rows:,} pairs, dim {args.dim}, batch {args.batch}, {args.epochs} epoch(s))"
+        )
+        bench_training(name, spec, 1)
+    if "whole" in only:
+        whole_runs(args.whole_runs)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The HTTP app: a few typed JSON routes over one bundle, loaded once.
+
+  POST /v1/retrieve    {"buyer": {...}, "k": 10, "exclude": [...]}      → {"product_ids", "scores", "fallback"}
+  POST /v1/rank        {"buyer": {...}, "product_ids": [...]}           → {"predictions", "fallback"}
+  POST /v1/recommend   {"buyer": {...}, "k": 10, "candidates": 100}     → {"product_ids", "predictions", "scores", ...}
+  GET  /v1/health, GET /v1/metadata
+
+With {"buyers": [...]} instead of "buyer", the answer is {"results": [one answer per buyer]}. Every refusal is a
+JSON body {"status", "code", "message", "fields"?} with a 4xx status; the handlers compute inline (no thread pool)
+because a request is a few milliseconds of numpy and ONNX Runtime, less than a hand-off to a thread would cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tandem.serving import recommender
+from tandem.serving.bundle import Bundle
+from tandem.serving.errors import RequestError
+from tandem.serving.requests import (
+    MAX_BODY_BYTES,
+    RankRequest,
+    RecommendRequest,
+    RetrieveRequest,
+    parse_json,
+    parse_request,
+)
+
+log = logging.getLogger("tandem.serving")
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused with 413 past MAX_BODY_BYTES before more of it is read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise RequestError(413, "body_too_large", f"the body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestError(413, "body_too_large", f"the body is over the limit of {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(batched: bool, results: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"results": results} if batched else results[0])
+
+
+class ServingApp:
+    """Route handlers over one loaded bundle."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    async def health(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model_type": self.bundle.manifest["model_type"],
+                "signatures": list(self.bundle.manifest["signatures"]),
+            }
+        )
+
+    async def metadata(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.bundle.manifest)
+
+    async def retrieve(self, request: Request) -> JSONResponse:
+        body = parse_request(RetrieveRequest, parse_json(await _read_body(request)))
+        results = recommender.retrieve(self.bundle, body.buyer_list(), body.k, body.exclude_lists())
+        return _answer(body.batched, results)
+
+    async def rank(self, request: Request) -> JSONResponse:
+        body = parse_request(RankRequest, parse_json(await _read_body(request)))
+        results = recommender.rank(self.bundle, body.buyer_list(), body.product_lists())
+        return _answer(body.batched, results)
+
+    async def recommend(self, request: Request) -> JSONResponse:
+        body = parse_request(RecommendRequest, parse_json(await _read_body(request)))
+        results = recommender.recommend(self.bundle, body.buyer_list(), body.k, body.exclude_lists(), body.candidates)
+        return _answer(body.batched, results)
+
+
+async def _request_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestError)
+    return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (no such route, wrong method) in the same JSON shape."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"status": exc.status_code, "code": code, "message": exc.detail},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    # Reaching this is a bug: every input a client controls is refused with a 4xx before it gets here.
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return JSONResponse({"status": 500, "code": "internal_error", "message": "internal error"}, status_code=500)
+
+
+def create_app(bundle: Bundle) -> Starlette:
+    """The Starlette app serving `bundle`; routes for a signature the bundle lacks answer 404 saying so."""
+    handlers = ServingApp(bundle)
+    routes = [
+        Route("/v1/health", handlers.health, methods=["GET"]),
+        Route("/v1/metadata", handlers.metadata, methods=["GET"]),
+        Route("/v1/retrieve", handlers.retrieve, methods=["POST"]),
+        Route("/v1/rank", handlers.rank, methods=["POST"]),
+        Route("/v1/recommend", handlers.recommend, methods=["POST"]),
+    ]
+    exception_handlers: dict[Any, Callable[..., Any]] = {
+        RequestError: _request_error,
+        HTTPException: _http_error,
+        Exception: _internal_error,
+    }
+    return Starlette(routes=routes, exception_handlers=exception_handlers)

@@ -1,0 +1,161 @@
+"""Batch recommendations for a file of buyers, streamed in chunks so that memory does not grow with the buyers.
+
+DuckDB reads the buyers file (CSV or Parquet) and hands it over in record batches; each batch is encoded with the
+training pipeline, searched through the bundle's index (the same code as `POST /v1/retrieve`), and appended to the
+output Parquet file as its own row group. With purchases to exclude, DuckDB joins each buyer's distinct past
+products onto the buyers (it spills to disk rather than holding large tables in memory).
+
+Output: one row per (buyer, recommended product): the buyer's id column (or `row`, the buyer's 0-based position
+in the file, when the file has no id column), `rank` (1 = best), `product_id`, `score` and `fallback`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from tandem.data.sources import quote, read_source
+from tandem.errors import TandemError
+from tandem.serving.bundle import RETRIEVAL, Bundle
+from tandem.serving.recommender import encode_columns, exclusion_rows, search
+from tandem.spec import TableSource
+
+CHUNK_ROWS = 1024
+SPEC_TRANSACTIONS = "spec"  # `purchases` value meaning: the transactions file the bundle's spec names
+
+
+def _purchases_source(bundle: Bundle, purchases: str | Path) -> TableSource:
+    if str(purchases) == SPEC_TRANSACTIONS:
+        return TableSource(**bundle.manifest["spec"]["data"]["transactions"])
+    return TableSource(path=str(purchases))
+
+
+def _query(
+    con: duckdb.DuckDBPyConnection, bundle: Bundle, columns: list[str], key: str | None, purchases: str | Path | None
+) -> str:
+    """SQL over view `buyers` (and `purchases`): the request columns, `__row`, and `__bought` product id lists."""
+    data = bundle.manifest["spec"]["data"]
+    selected = ", ".join(quote(c) for c in columns)
+    base = f"SELECT {selected}, row_number() OVER () - 1 AS __row FROM buyers"
+    if purchases is None:
+        return f"SELECT *, NULL AS __bought FROM ({base}) ORDER BY __row"
+    source = _purchases_source(bundle, purchases)
+    found = dict(read_source(con, source, "purchases"))
+    missing = [c for c in (data["buyer_id"], data["product_id"]) if c not in found]
+    if missing:
+        raise TandemError(
+            f"{source.path}: the purchases need columns {', '.join(missing)} (it has: {', '.join(found)})"
+        )
+    if key is None:
+        raise TandemError(f"to exclude purchases, the buyers file needs the buyer id column '{data['buyer_id']}'")
+    bought = (
+        f"SELECT CAST({quote(data['buyer_id'])} AS VARCHAR) AS __key, "
+        f"list(DISTINCT CAST({quote(data['product_id'])} AS VARCHAR)) AS __bought FROM purchases GROUP BY 1"
+    )
+    return (
+        f"SELECT b.*, p.__bought FROM ({base}) b LEFT JOIN ({bought}) p "
+        f"ON CAST(b.{quote(key)} AS VARCHAR) = p.__key ORDER BY b.__row"
+    )
+
+
+def _schema(bundle: Bundle, reader: pa.RecordBatchReader, key: str | None) -> pa.Schema:
+    id_field = reader.schema.field(key) if key is not None else pa.field("row", pa.int64())
+    return pa.schema(
+        [
+            id_field,
+            pa.field("rank", pa.int32()),
+            pa.field("product_id", pa.array(bundle.product_ids[:1]).type),  # [:1]: an empty object array has no type
+            pa.field("score", pa.float32()),
+            pa.field("fallback", pa.string()),
+        ]
+    )
+
+
+def _chunk_table(
+    schema: pa.Schema, bundle: Bundle, batch: pa.RecordBatch, key: str | None, hits: list, fallbacks: list[str | None]
+) -> pa.Table:
+    """Long-format rows of one chunk: its buyers' results one after another, best first."""
+    counts = [len(rows) for _, rows in hits]
+    owner = np.repeat(np.arange(batch.num_rows), counts)
+    ids = batch.column(key if key is not None else "__row")
+    rows = np.concatenate([r for _, r in hits])
+    columns = [
+        ids.take(pa.array(owner)),
+        pa.array(np.concatenate([np.arange(1, c + 1) for c in counts]), pa.int32()),
+        pa.array(bundle.product_ids[rows]),
+        pa.array(np.concatenate([s for s, _ in hits]), pa.float32()),
+        pa.array([fallbacks[i] for i in owner], pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def recommend_file(
+    bundle: Bundle,
+    buyers: str | Path,
+    out: str | Path,
+    *,
+    k: int = 100,
+    purchases: str | Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Write the top-k products of every buyer in `buyers` (CSV or Parquet) to the Parquet file `out`.
+
+    purchases: a file of past (buyer, product) rows to exclude, with the spec's buyer_id and product_id columns,
+    or "spec" for the transactions file the bundle's spec names. Returns counts (buyers, rows, fallbacks).
+    Raises TandemError when the files do not hold what is needed, and DataError when one cannot be read.
+    """
+    if RETRIEVAL not in bundle.manifest["signatures"]:
+        raise TandemError(f"{bundle.folder}: a {bundle.manifest['model_type']} bundle has no retrieval signature")
+    if k < 1:
+        raise TandemError(f"--k must be at least 1, got {k}")
+    con = duckdb.connect()
+    try:
+        found = dict(read_source(con, TableSource(path=str(buyers)), "buyers"))
+        columns = [c for c in bundle.buyer_columns if c in found]
+        if not columns:
+            raise TandemError(
+                f"{buyers}: none of the buyer feature columns ({', '.join(bundle.buyer_columns)}) is in the file "
+                f"(it has: {', '.join(found)})"
+            )
+        buyer_id = bundle.manifest["spec"]["data"]["buyer_id"]
+        key = buyer_id if buyer_id in found else None
+        if key is not None and key not in columns:
+            columns.append(key)
+        total = con.sql("SELECT count(*) FROM buyers").fetchall()[0][0]
+        reader = con.sql(_query(con, bundle, columns, key, purchases)).to_arrow_reader(chunk_rows)
+        counts = {"buyers": 0, "rows": 0, "fallbacks": 0}
+        schema = _schema(bundle, reader, key)
+        writer = pq.ParquetWriter(str(out), schema)
+        try:
+            with tqdm(total=total, unit="buyer", desc="recommending", disable=not progress) as bar:
+                for batch in reader:
+                    n = batch.num_rows
+                    if n == 0:
+                        continue
+                    raw = {
+                        c: batch.column(c).to_numpy(zero_copy_only=False) for c in bundle.buyer_columns if c in columns
+                    }
+                    encoded = encode_columns(bundle, raw, n)
+                    bought = [ids or [] for ids in batch.column("__bought").to_pylist()]
+                    hits = search(bundle, encoded, k, exclusion_rows(bundle, bought))
+                    fallbacks = [encoded.fallback(i, "popularity") for i in range(n)]
+                    table = _chunk_table(schema, bundle, batch, key, hits, fallbacks)
+                    writer.write_table(table)
+                    counts["buyers"] += n
+                    counts["rows"] += table.num_rows
+                    counts["fallbacks"] += sum(f is not None for f in fallbacks)
+                    bar.update(n)
+        finally:
+            writer.close()
+        return counts
+    except duckdb.Error as e:
+        raise TandemError(f"the buyers could not be read: {str(e).splitlines()[0]}") from None
+    finally:
+        con.close()

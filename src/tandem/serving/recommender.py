@@ -1,0 +1,218 @@
+"""Retrieve, rank and recommend for raw buyer features: the serving logic as plain functions over a `Bundle`.
+
+A request's buyer features go through the fitted training pipeline (`TowerFeatures.transform`), then the query
+tower graph. Buyers whose id the model never saw follow one stated policy:
+
+- when the request also carries any of the buyer's other features, the model serves them: the unknown id takes
+  its out-of-vocabulary row and the other features carry the signal (`"fallback": "other_features"`);
+- when it carries nothing else, the buyer is cold: retrieval answers with the most popular products
+  (`"fallback": "popularity"`, scores are training counts) and ranking scores the products for the average training
+  buyer (`"fallback": "average_buyer"`).
+
+Every result names the id columns it did not know (`"unknown_features"`) whenever a fallback was used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tandem.serving.bundle import RANKING, RETRIEVAL, Bundle
+from tandem.serving.errors import RequestError
+from tandem.serving.index import Hits
+
+
+@dataclass
+class EncodedBuyers:
+    """Buyers as the model sees them: query embeddings [n, d], the id columns each did not know, who is cold."""
+
+    queries: np.ndarray
+    unknown: list[list[str]]
+    cold: np.ndarray  # [n] bool: an unknown id and no other feature to serve from
+
+    def fallback(self, i: int, cold_label: str) -> str | None:
+        if not self.unknown[i]:
+            return None
+        return cold_label if self.cold[i] else "other_features"
+
+    def ranking_queries(self, average: np.ndarray) -> np.ndarray:
+        """Query embeddings with each cold buyer's replaced by the average training buyer's."""
+        if not self.cold.any():
+            return self.queries
+        queries = self.queries.copy()
+        queries[self.cold] = average
+        return queries
+
+
+def _require(bundle: Bundle, signature: str) -> None:
+    if signature not in bundle.manifest["signatures"]:
+        have = ", ".join(bundle.manifest["signatures"]) or "none"
+        raise RequestError(
+            404,
+            "no_signature",
+            f"this {bundle.manifest['model_type']} bundle has no '{signature}' signature (it has: {have})",
+        )
+
+
+def buyers_to_columns(bundle: Bundle, buyers: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Request buyers (dicts of source column → raw value) as columns; a key the model does not read is a 422.
+
+    Missing keys are missing values. Each column gets the dtype pandas infers, as when training read its files,
+    so that e.g. integer timestamps are seconds in both places.
+    """
+    known = set(bundle.buyer_columns)
+    extra = sorted({key for buyer in buyers for key in buyer} - known)
+    if extra:
+        raise RequestError(
+            422,
+            "unknown_buyer_feature",
+            f"unknown buyer feature(s) {', '.join(map(repr, extra))}; this model reads: {', '.join(sorted(known))}",
+            {"buyer": f"unknown keys: {', '.join(extra)}"},
+        )
+    return {c: pd.Series([buyer.get(c) for buyer in buyers]).to_numpy() for c in bundle.buyer_columns}
+
+
+def encode_columns(bundle: Bundle, columns: dict[str, np.ndarray], n: int) -> EncodedBuyers:
+    """Encode n buyers given as raw columns (absent columns are missing values) and run the query tower."""
+    features = bundle.buyer_features
+    frame = {c: columns[c] if c in columns else np.full(n, None, dtype=object) for c in bundle.buyer_columns}
+    try:
+        encoded = features.transform(frame)
+    except (TypeError, ValueError) as e:
+        raise RequestError(422, "invalid_feature_value", f"the buyer features could not be encoded: {e}") from None
+    queries = bundle.embed_queries(encoded)
+    transforms = {t.name: t for t in features.transforms}
+    id_features = bundle.manifest["id_features"]
+    unknown_masks = {name: encoded[name] < transforms[name].oov_buckets for name in id_features}
+    others = {features.columns[name] for name in transforms if name not in id_features}
+    present = np.zeros(n, dtype=bool)
+    for column in others:
+        present |= ~pd.isna(frame[column])
+    unknown = [[features.columns[name] for name in id_features if unknown_masks[name][i]] for i in range(n)]
+    cold = np.array([bool(u) for u in unknown], dtype=bool) & ~present
+    return EncodedBuyers(queries=queries, unknown=unknown, cold=cold)
+
+
+def encode_buyers(bundle: Bundle, buyers: list[dict[str, Any]]) -> EncodedBuyers:
+    """Encode request buyers (dicts of raw values) and run the query tower."""
+    return encode_columns(bundle, buyers_to_columns(bundle, buyers), len(buyers))
+
+
+def exclusion_rows(bundle: Bundle, exclude: list[list[Any]]) -> list[np.ndarray]:
+    """Catalog rows to exclude per buyer; ids not in the catalog cannot be retrieved anyway and are ignored."""
+    out = []
+    for ids in exclude:
+        rows = bundle.products.rows(ids)
+        out.append(np.unique(rows[rows >= 0]))
+    return out
+
+
+def _popular(bundle: Bundle, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = bundle.popular_rows[: k + len(exclude)]
+    if len(exclude):
+        rows = rows[~np.isin(rows, exclude)]
+    rows = rows[:k]
+    return bundle.train_counts[rows].astype(np.float32), rows
+
+
+def search(bundle: Bundle, buyers: EncodedBuyers, k: int, exclude: list[np.ndarray]) -> Hits:
+    """Top-k catalog rows per buyer through the bundle's index, or by popularity for cold buyers."""
+    _require(bundle, RETRIEVAL)
+    warm = np.flatnonzero(~buyers.cold)
+    hits: Hits = [(np.zeros(0, np.float32), np.zeros(0, np.int64))] * len(buyers.cold)
+    if len(warm):
+        found = bundle.index.search(buyers.queries[warm], k, [exclude[i] for i in warm])
+        for i, hit in zip(warm, found, strict=True):
+            hits[i] = hit
+    for i in np.flatnonzero(buyers.cold):
+        hits[i] = _popular(bundle, k, exclude[i])
+    return hits
+
+
+def predict(bundle: Bundle, queries: np.ndarray, rows: list[np.ndarray]) -> list[np.ndarray]:
+    """Rating-head predictions of each buyer's catalog rows, in the given order. queries: [n, d]."""
+    _require(bundle, RANKING)
+    lengths = [len(r) for r in rows]
+    if sum(lengths) == 0:
+        return [np.zeros(0, np.float32) for _ in rows]
+    pairs_query = np.repeat(np.arange(len(rows)), lengths)
+    flat = np.concatenate(rows)
+    predictions = bundle.rate(queries[pairs_query], bundle.candidates[flat])
+    return np.split(predictions, np.cumsum(lengths)[:-1])
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    """JSON-ready floats: a non-finite value (a diverged model) becomes null rather than invalid JSON."""
+    if np.isfinite(values).all():
+        return values.tolist()
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _result(body: dict[str, Any], buyers: EncodedBuyers, i: int, cold_label: str) -> dict[str, Any]:
+    fallback = buyers.fallback(i, cold_label)
+    body["fallback"] = fallback
+    if fallback is not None:
+        body["unknown_features"] = buyers.unknown[i]
+    return body
+
+
+def retrieve(bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]]) -> list[dict[str, Any]]:
+    """The `serving_default` signature: top-k product ids and scores per buyer, best first.
+
+    exclude: one list of product ids per buyer, left out of that buyer's results.
+    """
+    _require(bundle, RETRIEVAL)
+    encoded = encode_buyers(bundle, buyers)
+    hits = search(bundle, encoded, k, exclusion_rows(bundle, exclude))
+    return [
+        _result({"product_ids": bundle.product_ids[rows].tolist(), "scores": _floats(scores)}, encoded, i, "popularity")
+        for i, (scores, rows) in enumerate(hits)
+    ]
+
+
+def catalog_rows(bundle: Bundle, product_ids: list[list[Any]]) -> list[np.ndarray]:
+    """Catalog rows of each buyer's product ids; any id not in the catalog is a 422 that names it."""
+    out = []
+    for b, ids in enumerate(product_ids):
+        rows = bundle.products.rows(ids)
+        missing = [ids[j] for j in np.flatnonzero(rows < 0)]
+        if missing:
+            where = f"product_ids[{b}]" if len(product_ids) > 1 else "product_ids"
+            shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise RequestError(422, "unknown_product", f"unknown product id(s) in {where}: {shown}", {where: shown})
+        out.append(rows)
+    return out
+
+
+def rank(bundle: Bundle, buyers: list[dict[str, Any]], product_ids: list[list[Any]]) -> list[dict[str, Any]]:
+    """The `serve_ranking` signature: a prediction per (buyer, product id), in the request's order."""
+    _require(bundle, RANKING)
+    rows = catalog_rows(bundle, product_ids)
+    encoded = encode_buyers(bundle, buyers)
+    predictions = predict(bundle, encoded.ranking_queries(bundle.average_query), rows)
+    return [_result({"predictions": _floats(p)}, encoded, i, "average_buyer") for i, p in enumerate(predictions)]
+
+
+def recommend(
+    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], candidates: int | None = None
+) -> list[dict[str, Any]]:
+    """Both signatures in one call: retrieve `candidates` products (default: the spec's top_k, at least k), then
+    keep the k with the highest rating-head predictions, best first, with their retrieval scores."""
+    _require(bundle, RETRIEVAL)
+    _require(bundle, RANKING)
+    encoded = encode_buyers(bundle, buyers)
+    hits = search(bundle, encoded, max(k, candidates or bundle.manifest["top_k"]), exclusion_rows(bundle, exclude))
+    predictions = predict(bundle, encoded.ranking_queries(bundle.average_query), [rows for _, rows in hits])
+    results = []
+    for i, ((scores, rows), p) in enumerate(zip(hits, predictions, strict=True)):
+        best = np.argsort(-p, kind="stable")[:k]
+        body = {
+            "product_ids": bundle.product_ids[rows[best]].tolist(),
+            "predictions": _floats(p[best]),
+            "scores": _floats(scores[best]),
+        }
+        results.append(_result(body, encoded, i, "popularity"))
+    return results

@@ -1,0 +1,1 @@
+"""Feature and model configs, validated by the engine's spec sections."""

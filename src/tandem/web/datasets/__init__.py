@@ -1,0 +1,1 @@
+"""Uploaded transactions (with optional buyer and product tables), profiled with DuckDB."""

@@ -1,0 +1,100 @@
+"""The upload form: names, files and column choices. Reading the files is the service's job (it needs them saved)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext_lazy as _
+
+from tandem.web.datasets.models import Dataset
+from tandem.web.datasets.profiling import file_format
+from tandem.web.forms import OwnedModelForm
+from tandem.web.validators import no_nul_characters
+
+
+def _check_file(upload: UploadedFile | None) -> UploadedFile | None:
+    if upload is None:
+        return None
+    if file_format(upload.name or "") is None:
+        raise ValidationError(
+            _("“%(name)s” is neither CSV (.csv, .tsv, .txt, .csv.gz) nor Parquet (.parquet, .pq)."),
+            code="unsupported_format",
+            params={"name": upload.name},
+        )
+    if upload.size == 0:
+        raise ValidationError(_("The file is empty."), code="empty_file")
+    if upload.size > settings.TANDEM_MAX_UPLOAD_BYTES:
+        raise ValidationError(
+            _("The file is larger than %(max)d MB."),
+            code="too_large",
+            params={"max": settings.TANDEM_MAX_UPLOAD_BYTES // 1024**2},
+        )
+    return upload
+
+
+class DatasetUploadForm(forms.Form):
+    """What an upload sends: names, files (CSV or Parquet) and column choices."""
+
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False)
+    transactions = forms.FileField(help_text=_("CSV or Parquet: one row per transaction line."))
+    buyers = forms.FileField(required=False, help_text=_("Optional buyer attributes."))
+    products = forms.FileField(required=False, help_text=_("Optional product attributes."))
+    buyers_key = forms.CharField(max_length=200, required=False)
+    products_key = forms.CharField(max_length=200, required=False)
+    buyer_id_column = forms.CharField(max_length=200)
+    product_id_column = forms.CharField(max_length=200)
+    timestamp_column = forms.CharField(max_length=200, required=False)
+    filters = forms.JSONField(required=False, validators=[no_nul_characters])
+    aggregate = forms.JSONField(required=False, validators=[no_nul_characters])
+
+    def clean_transactions(self) -> UploadedFile | None:
+        return _check_file(self.cleaned_data.get("transactions"))
+
+    def clean_buyers(self) -> UploadedFile | None:
+        return _check_file(self.cleaned_data.get("buyers"))
+
+    def clean_products(self) -> UploadedFile | None:
+        return _check_file(self.cleaned_data.get("products"))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("filters") is None:
+            cleaned["filters"] = []
+        for role in ("buyers", "products"):
+            if cleaned.get(role) and not cleaned.get(f"{role}_key"):
+                self.add_error(
+                    f"{role}_key",
+                    ValidationError(
+                        _("Name the column that joins the %(role)s file."), code="required", params={"role": role}
+                    ),
+                )
+        return cleaned
+
+
+class DatasetUpdateForm(OwnedModelForm):
+    """What may change after upload: name and description always; columns and preparation until it is used."""
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "name",
+            "description",
+            "buyers_key",
+            "products_key",
+            "buyer_id_column",
+            "product_id_column",
+            "timestamp_column",
+            "filters",
+            "aggregate",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "filters" in cleaned and cleaned["filters"] is None:
+            cleaned["filters"] = []  # a form JSONField reads [] as empty
+        return cleaned

@@ -1,0 +1,203 @@
+"""A dataset: a transactions file, optional buyer and product attribute files, and how to read them.
+
+Files live under MEDIA_ROOT; their profiles (schema and statistics, see :mod:`profiling`) are stored here.
+The id columns, and the optional row filters and buyer–product aggregation, make the spec's `data` section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tandem.data.sources import is_numeric
+from tandem.web import engine
+from tandem.web.accounts.models import OwnedModel
+from tandem.web.validators import no_nul_characters
+
+ROLES = ("transactions", "buyers", "products")
+
+
+class Dataset(OwnedModel):
+    """Transactions (buyer id, product id, timestamp, numeric values) plus optional attribute tables."""
+
+    transactions_file = models.FileField(_("transactions file"), max_length=500)
+    buyers_file = models.FileField(_("buyers file"), max_length=500, blank=True)
+    products_file = models.FileField(_("products file"), max_length=500, blank=True)
+    buyers_key = models.CharField(
+        _("buyers key"), max_length=200, blank=True, help_text=_("Column of the buyers file holding the buyer id.")
+    )
+    products_key = models.CharField(
+        _("products key"),
+        max_length=200,
+        blank=True,
+        help_text=_("Column of the products file holding the product id."),
+    )
+    buyer_id_column = models.CharField(_("buyer id column"), max_length=200, help_text=_("e.g. household_id"))
+    product_id_column = models.CharField(_("product id column"), max_length=200, help_text=_("e.g. product_id"))
+    timestamp_column = models.CharField(
+        _("timestamp column"),
+        max_length=200,
+        blank=True,
+        help_text=_("Needed for time splits, e.g. transaction_timestamp"),
+    )
+    filters = models.JSONField(
+        _("row filters"),
+        default=list,
+        blank=True,
+        validators=[no_nul_characters],
+        help_text=_('Rows to keep, e.g. [{"column": "department", "op": "not_in", "value": ["FUEL"]}].'),
+    )
+    aggregate = models.JSONField(
+        _("aggregation"),
+        null=True,
+        blank=True,
+        validators=[no_nul_characters],
+        help_text=_(
+            'Turn lines into buyer–product pairs, e.g. [{"name": "total_sales", "fn": "sum", "column": "sales_value"}].'
+        ),
+    )
+    original_names = models.JSONField(_("uploaded file names"), default=dict, blank=True)
+    profile = models.JSONField(_("profile"), default=dict, help_text=_("Schema and statistics of each file."))
+    size_bytes = models.BigIntegerField(_("size in bytes"), default=0)
+
+    class Meta(OwnedModel.Meta):
+        db_table = "tandem_dataset"
+        verbose_name = _("dataset")
+        verbose_name_plural = _("datasets")
+        constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="unique_dataset_name_per_org")]
+
+    # ------------------------------------------------------------------------------------- schema
+
+    def columns_of(self, role: str) -> dict[str, str]:
+        """Column → DuckDB type of one file ('transactions', 'buyers' or 'products'); empty when absent."""
+        table = self.profile.get(role) or {}
+        return {c["name"]: c["type"] for c in table.get("columns", [])}
+
+    def available_columns(self) -> dict[str, str]:
+        """Columns an experiment's features may use: every file's columns, then the aggregates' outputs."""
+        out: dict[str, str] = {}
+        for role in ROLES:
+            out.update({k: v for k, v in self.columns_of(role).items() if k not in out})
+        for a in self.aggregate or []:
+            if isinstance(a, dict) and a.get("name"):
+                out[a["name"]] = "DOUBLE" if a.get("fn") in ("sum", "mean") else "BIGINT"
+        return out
+
+    def is_numeric_column(self, column: str) -> bool:
+        kind = self.available_columns().get(column)
+        return kind is not None and is_numeric(kind)
+
+    def distinct_products(self) -> int | None:
+        """How many product ids the transactions hold (the largest possible catalog)."""
+        for c in (self.profile.get("transactions") or {}).get("columns", []):
+            if c["name"] == self.product_id_column:
+                return int(c["distinct"])
+        return None
+
+    @property
+    def row_count(self) -> int:
+        return int((self.profile.get("transactions") or {}).get("rows", 0))
+
+    @property
+    def is_in_use(self) -> bool:
+        return self.experiments.exists()
+
+    # ---------------------------------------------------------------------------------- the spec
+
+    def data_section(self) -> dict[str, Any]:
+        """The spec's `data` section without sampling and split (the experiment adds those).
+
+        Paths are relative to MEDIA_ROOT; the worker resolves them where it runs.
+        """
+        fmt = {role: (self.profile.get(role) or {}).get("format", "auto") for role in ROLES}
+        data: dict[str, Any] = {
+            "transactions": {"path": self.transactions_file.name, "format": fmt["transactions"]},
+            "buyer_id": self.buyer_id_column,
+            "product_id": self.product_id_column,
+            "timestamp": self.timestamp_column or None,
+            "filters": self.filters or [],
+            "aggregate": self.aggregate or None,
+        }
+        if self.buyers_file:
+            data["buyers"] = {"path": self.buyers_file.name, "format": fmt["buyers"], "key": self.buyers_key}
+        if self.products_file:
+            data["products"] = {"path": self.products_file.name, "format": fmt["products"], "key": self.products_key}
+        return data
+
+    # -------------------------------------------------------------------------------- validation
+
+    def clean(self) -> None:
+        """Every named column exists in its file; filters and aggregation pass the engine's rules."""
+        errors: dict[str, list[ValidationError]] = {}
+
+        def missing(field: str, column: str, role: str, columns: dict[str, str]) -> None:
+            shown = ", ".join(list(columns)[:30])
+            errors.setdefault(field, []).append(
+                ValidationError(
+                    _("No column “%(column)s” in the %(role)s file (it has: %(columns)s)."),
+                    code="unknown_column",
+                    params={"column": column, "role": role, "columns": shown},
+                )
+            )
+
+        tx = self.columns_of("transactions")
+        for field in ("buyer_id_column", "product_id_column", "timestamp_column"):
+            column = getattr(self, field)
+            if column and tx and column not in tx:
+                missing(field, column, "transactions", tx)
+        for role in ("buyers", "products"):
+            has_file, key = bool(getattr(self, f"{role}_file")), getattr(self, f"{role}_key")
+            if has_file and not key:
+                errors.setdefault(f"{role}_key", []).append(
+                    ValidationError(
+                        _("Name the column that joins the %(role)s file."), code="required", params={"role": role}
+                    )
+                )
+            elif key and not has_file:
+                errors.setdefault(f"{role}_key", []).append(
+                    ValidationError(_("There is no %(role)s file to join."), code="no_file", params={"role": role})
+                )
+            elif key and key not in self.columns_of(role):
+                missing(f"{role}_key", key, role, self.columns_of(role))
+        if errors:
+            raise ValidationError(errors)
+        self._check_preparation()
+
+    def _check_preparation(self) -> None:
+        try:
+            normalised = engine.check_data(self.data_section())
+        except engine.SpecError as e:
+            raise engine.problems_to_error(e.problems, _data_field) from None
+        self.filters = normalised.get("filters", [])
+        self.aggregate = normalised.get("aggregate")
+        errors: dict[str, list[ValidationError]] = {}
+        raw_columns = {k: v for role in ROLES for k, v in self.columns_of(role).items()}
+        for field, items in (("filters", self.filters), ("aggregate", self.aggregate or [])):
+            for i, item in enumerate(items):
+                column = item.get("column")
+                if column and column not in raw_columns:
+                    errors.setdefault(field, []).append(
+                        ValidationError(
+                            _("%(i)d: no column “%(column)s” in the dataset's files."),
+                            code="unknown_column",
+                            params={"i": i, "column": column},
+                        )
+                    )
+        if errors:
+            raise ValidationError(errors)
+
+
+def _data_field(path: str) -> str:
+    part = path.split(".")[1] if "." in path else ""
+    return {
+        "filters": "filters",
+        "aggregate": "aggregate",
+        "buyer_id": "buyer_id_column",
+        "product_id": "product_id_column",
+        "timestamp": "timestamp_column",
+        "buyers": "buyers_key",
+        "products": "products_key",
+    }.get(part, NON_FIELD_ERRORS)

@@ -1,0 +1,107 @@
+"""Importing a dataset: save the files, profile them, check the column choices, then record it — or leave nothing.
+
+The files are written first because DuckDB reads paths. If anything fails after that (an unreadable file,
+a missing column, the database), the files are removed before the error propagates, so a refused upload
+leaves neither a record nor a file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+
+from tandem.web.accounts.models import Organisation
+from tandem.web.datasets.forms import DatasetUploadForm
+from tandem.web.datasets.models import ROLES, Dataset
+from tandem.web.datasets.profiling import ProfileError, file_format, profile_table
+
+
+def _suffix(name: str) -> str:
+    suffixes = Path(name).suffixes[-2:]
+    return "".join(s.lower() for s in suffixes if s.lower() in (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq"))
+
+
+def create_dataset(
+    organisation: Organisation,
+    user: AbstractBaseUser | None,
+    data: Mapping[str, Any],
+    files: Mapping[str, UploadedFile],
+) -> Dataset:
+    """Validate, store and profile an upload; return the saved Dataset.
+
+    Raises ValidationError keyed by field (`transactions`, `buyer_id_column`, …) when the input, a file or a
+    column choice is wrong; nothing is kept in that case.
+    """
+    form = DatasetUploadForm(data=dict(data), files=dict(files))
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    cleaned = form.cleaned_data
+    folder = f"datasets/{organisation.pk}/{uuid.uuid4().hex}"
+    try:
+        dataset = Dataset(
+            organisation=organisation,
+            created_by=user,
+            **{k: cleaned[k] or "" for k in ("name", "description", "buyers_key", "products_key")},
+            **{k: cleaned[k] or "" for k in ("buyer_id_column", "product_id_column", "timestamp_column")},
+            filters=cleaned["filters"],
+            aggregate=cleaned["aggregate"],
+        )
+        errors: dict[str, list[str]] = {}
+        for role in ROLES:
+            upload = cleaned.get(role)
+            if upload is None:
+                continue
+            stored = default_storage.save(f"{folder}/{role}{_suffix(upload.name)}", upload)
+            getattr(dataset, f"{role}_file").name = stored
+            dataset.original_names[role] = upload.name
+            dataset.size_bytes += upload.size
+            try:
+                dataset.profile[role] = profile_table(Path(default_storage.path(stored)), file_format(upload.name))
+            except ProfileError as e:
+                errors[role] = [f"{upload.name}: {e}"]
+        if errors:
+            raise ValidationError(errors)
+        if Dataset.objects.of(organisation).filter(name=dataset.name).exists():
+            raise ValidationError(
+                {"name": ValidationError("This name is already taken in your organisation.", code="duplicate_name")}
+            )
+        dataset.full_clean(exclude=["organisation", "created_by"])
+        try:
+            with transaction.atomic():
+                dataset.save()
+        except IntegrityError:
+            raise ValidationError(
+                {"name": ValidationError("This name was just taken in your organisation.", code="duplicate_name")}
+            ) from None
+        return dataset
+    except BaseException:
+        _remove_folder(folder)
+        raise
+
+
+_FOLDER = re.compile(r"datasets/\d+/[0-9a-f]{32}")
+
+
+def _remove_folder(folder: str) -> None:
+    if not _FOLDER.fullmatch(folder):
+        return  # only ever remove a folder this module made
+    with contextlib.suppress(NotImplementedError):  # a storage without local paths keeps its files
+        shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+
+
+def delete_dataset(dataset: Dataset) -> None:
+    """Delete the record (refused while experiments use it: ProtectedError) and then its files."""
+    folder = str(Path(dataset.transactions_file.name).parent)
+    dataset.delete()
+    _remove_folder(folder)

@@ -1,0 +1,1 @@
+"""Experiments: validated, queued, run by a worker through the engine, and recorded."""

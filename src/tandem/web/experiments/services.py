@@ -1,0 +1,113 @@
+"""What the API (and later the pages) do with experiments: create and queue, cancel, re-run, delete, compare."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from tandem.web.accounts.models import Organisation
+from tandem.web.errors import Conflict
+from tandem.web.experiments.forms import ExperimentForm
+from tandem.web.experiments.models import ACTIVE, HIGHER_IS_BETTER, METRIC_FIELDS, Experiment, Status
+
+# What a new attempt starts from: everything a previous attempt wrote is cleared.
+_FRESH = {
+    "started_at": None,
+    "finished_at": None,
+    "heartbeat_at": None,
+    "worker": "",
+    "current_epoch": 0,
+    "progress": {},
+    "history": [],
+    "weight_stats": [],
+    "data_report": {},
+    "notes": [],
+    "other_metrics": {},
+    "error": "",
+    "artifacts_dir": "",
+    "mlflow_run_id": "",
+    **{m: None for m in METRIC_FIELDS},
+}
+
+
+def create_experiment(organisation: Organisation, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Experiment:
+    """Validate (engine and platform rules) and queue a new experiment. Raises ValidationError listing every problem."""
+    defaults = model_to_dict(Experiment(), fields=ExperimentForm._meta.fields)
+    form = ExperimentForm(data={**defaults, **dict(data)}, organisation=organisation, user=user)
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    with transaction.atomic():
+        experiment = form.save()
+        queue(experiment)
+    return experiment
+
+
+def queue(experiment: Experiment) -> Experiment:
+    """Start a new attempt: reset the results, set pending and enqueue the task (atomically with the caller)."""
+    from tandem.web.experiments.tasks import run_experiment
+
+    with transaction.atomic():
+        attempt = experiment.attempt + 1
+        fields = {**_FRESH, "status": Status.PENDING, "attempt": attempt, "queued_at": timezone.now()}
+        Experiment.objects.filter(pk=experiment.pk).update(**fields)
+        result = run_experiment.enqueue(experiment.pk, attempt)
+        Experiment.objects.filter(pk=experiment.pk).update(task_id=str(result.id))
+    experiment.refresh_from_db()
+    return experiment
+
+
+def cancel(experiment: Experiment) -> Experiment:
+    """Cancel a pending or running experiment; a running one stops at its next training step."""
+    n = Experiment.objects.filter(pk=experiment.pk, status__in=ACTIVE).update(
+        status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled."
+    )
+    if n == 0:
+        raise Conflict(f"Only a pending or running experiment can be cancelled; this one is {experiment.status}.",
+                       code="not_active")  # fmt: skip
+    if experiment.task_id:
+        DBTaskResult.objects.filter(id=experiment.task_id, status=TaskResultStatus.READY).delete()
+    experiment.refresh_from_db()
+    return experiment
+
+
+def rerun(experiment: Experiment) -> Experiment:
+    """Run a failed or cancelled experiment again, with the same spec, as a new attempt."""
+    if experiment.status not in (Status.FAILED, Status.CANCELLED):
+        raise Conflict(
+            f"Only a failed or cancelled experiment can be re-run; this one is {experiment.status}. "
+            "Create a new experiment to run the same configs again.",
+            code="not_rerunnable",
+        )
+    return queue(experiment)
+
+
+def delete(experiment: Experiment) -> None:
+    """Delete a finished experiment and its artifacts (MLflow keeps its run)."""
+    if experiment.is_active:
+        raise Conflict(f"The experiment is {experiment.status}; cancel it first.", code="active")
+    folder = Path(settings.MEDIA_ROOT) / "experiments" / str(experiment.organisation_id) / str(experiment.pk)
+    experiment.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare(experiments: list[Experiment]) -> dict[str, Any]:
+    """The eight metrics side by side, and for each metric the experiment that does best on it."""
+    best: dict[str, int | None] = {}
+    for m in METRIC_FIELDS:
+        scored = [(getattr(e, m), e.pk) for e in experiments if getattr(e, m) is not None]
+        if not scored:
+            best[m] = None
+            continue
+        best[m] = (max if HIGHER_IS_BETTER[m] else min)(scored)[1]
+    return {"metrics": list(METRIC_FIELDS), "experiments": experiments, "best": best}

@@ -1,0 +1,384 @@
+"""The pages' forms: the platform's forms with widgets a person can use, plus the builders that turn a
+table of columns or a list of layer rows into the JSON the platform stores.
+
+Validation stays the platform's: the config forms subclass the platform's ModelForms, whose models run the
+engine's rules in `clean`, so every problem comes back keyed by the field it concerns and is shown beside it.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Any
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from tandem.spec import Feature
+from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
+from tandem.web.datasets.forms import DatasetUploadForm
+from tandem.web.datasets.models import ROLES, Dataset
+from tandem.web.experiments.forms import ExperimentForm
+from tandem.web.experiments.models import Experiment
+
+
+def _transforms() -> tuple[list[str], set[str]]:
+    """The engine's feature transforms in its own order, and those that learn an embedding (have a dim)."""
+    names, embedded = [], set()
+    for cls in typing.get_args(typing.get_args(Feature)[0]):
+        for name in typing.get_args(cls.model_fields["transform"].annotation):
+            names.append(name)
+            if "embedding_dim" in cls.model_fields:
+                embedded.add(name)
+    return names, embedded
+
+
+TRANSFORMS, EMBEDDED_TRANSFORMS = _transforms()
+SIDES = (("", _("not used")), ("buyer", _("Buyer (query)")), ("product", _("Product (candidate)")))
+DEFAULT_EMBEDDING_DIM = 32
+# Column names that usually hold what the ranking task predicts, most likely first.
+TARGET_HINTS = ("rating", "total_sales", "sales_value", "sales", "quantity", "qty", "amount", "value")
+
+
+# How the engine's option values read on a page (its own labels are the values capitalised).
+CHOICE_LABELS = {
+    "mse": "MSE",
+    "huber": "Huber",
+    "bce": "Binary cross-entropy",
+    "brute_force": "Exact (brute force)",
+    "hnsw": "HNSW (FAISS)",
+    "ivf": "IVF (FAISS)",
+    "adagrad": "Adagrad",
+    "adam": "Adam",
+    "sgd": "SGD",
+    "none": "none",
+    "log1p": "log(1 + target)",
+}
+
+
+def relabel(field: forms.Field) -> None:
+    """Give a choice field's options the labels of CHOICE_LABELS, keeping the values."""
+    field.choices = [(value, CHOICE_LABELS.get(value, label)) for value, label in field.choices]
+
+
+def apply_errors(form: forms.BaseForm, error: ValidationError) -> None:
+    """Show a service's errors beside the fields they name (bound form); errors of other keys go above it."""
+    items = error.error_dict.items() if hasattr(error, "error_dict") else [(NON_FIELD_ERRORS, error.error_list)]
+    for field, errors in items:
+        form.add_error(field if field in form.fields else None, errors)
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+class UploadForm(DatasetUploadForm):
+    """The platform's upload form; column inputs suggest the header's names (filled in by the page's script)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        accept = ".csv,.tsv,.txt,.gz,.parquet,.pq"
+        self.fields["transactions"].label = _("File")
+        self.fields["products"].label = _("Products file")
+        self.fields["buyers"].label = _("Buyers file")
+        for role in ROLES:
+            self.fields[role].widget.attrs.update({"accept": accept, "data-role": role})
+        for name in ("buyer_id_column", "product_id_column", "timestamp_column"):
+            self.fields[name].widget.attrs.update({"list": "transactions-columns", "autocomplete": "off"})
+        for role in ("buyers", "products"):
+            self.fields[f"{role}_key"].widget.attrs.update({"list": f"{role}-columns", "autocomplete": "off"})
+        for name in ("filters", "aggregate"):
+            self.fields[name].widget = forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
+        self.fields["filters"].help_text = _('e.g. [{"column": "department", "op": "not_in", "value": ["FUEL"]}]')
+        self.fields["aggregate"].help_text = _('e.g. [{"name": "total_sales", "fn": "sum", "column": "sales_value"}]')
+
+
+class ColumnsForm(forms.Form):
+    """Which transactions columns hold the buyer id, the product id and the timestamp."""
+
+    buyer_id_column = forms.ChoiceField(label=_("Buyer id"))
+    product_id_column = forms.ChoiceField(label=_("Product id"))
+    timestamp_column = forms.ChoiceField(label=_("Timestamp"), required=False)
+
+    def __init__(self, *args: Any, dataset: Dataset, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {f: getattr(dataset, f) for f in self.base_fields})
+        super().__init__(*args, **kwargs)
+        columns = [(c, c) for c in dataset.columns_of("transactions")]
+        self.fields["buyer_id_column"].choices = columns
+        self.fields["product_id_column"].choices = columns
+        self.fields["timestamp_column"].choices = [("", _("none (no time split)")), *columns]
+
+
+# ----------------------------------------------------------------------------------------- feature configs
+
+
+def _origin(dataset: Dataset, column: str) -> str:
+    for role in ROLES:
+        if column in dataset.columns_of(role):
+            return role
+    return "aggregate"
+
+
+def _default_row(dataset: Dataset, column: str, kind: str) -> tuple[str, str]:
+    """The side and transform a column starts with: ids as ids, attribute files on their tower, the rest unused."""
+    numeric = dataset.is_numeric_column(column)
+    if column == dataset.buyer_id_column:
+        return "buyer", "id"
+    if column == dataset.product_id_column:
+        return "product", "id"
+    transform = (
+        "timestamp"
+        if column == dataset.timestamp_column or kind.upper().startswith(("DATE", "TIMESTAMP"))
+        else ("numeric" if numeric else "categorical")
+    )
+    origin = _origin(dataset, column)
+    key = {"buyers": dataset.buyers_key, "products": dataset.products_key}.get(origin)
+    side = {"buyers": "buyer", "products": "product"}.get(origin, "") if column != key else ""
+    return side, transform
+
+
+def target_choices(dataset: Dataset) -> list[str]:
+    """Numeric columns that may be a ranking target (ids and the timestamp are numbers but not targets)."""
+    skip = {dataset.buyer_id_column, dataset.product_id_column, dataset.timestamp_column}
+    return [c for c in dataset.available_columns() if c not in skip and dataset.is_numeric_column(c)]
+
+
+_INDEXED = re.compile(r"^(buyer|product)\.(\d+)(?:\.[\w.]+)?: ")
+
+
+class FeatureConfigBuilderForm(FeatureConfigForm):
+    """A FeatureConfig built from a table of the dataset's columns: side, transform and embedding size per column.
+
+    `buyer_features` and `product_features` are not typed in: `clean` builds them from the rows, and the
+    model's own validation (the engine's rules) then reports on them; `row_errors` puts a problem of the
+    n-th buyer or product feature on that column's row.
+    """
+
+    def __init__(self, *args: Any, dataset: Dataset, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dataset = dataset
+        self.columns = list(dataset.available_columns().items())
+        self.fields["description"].widget = forms.TextInput()
+        for name in ("buyer_features", "product_features"):
+            self.fields[name].required = False
+            self.fields[name].widget = forms.HiddenInput()
+        targets = target_choices(dataset)
+        self.fields["target_column"] = forms.ChoiceField(
+            label=_("Target column"),
+            required=False,
+            choices=[("", _("none (retrieval only)")), *[(c, c) for c in targets]],
+            help_text=_("The number the ranking task predicts; only numeric columns are offered."),
+        )
+        relabel(self.fields["target_transform"])
+        hinted = [c for hint in TARGET_HINTS for c in targets if c.lower() == hint]
+        self.initial.setdefault("target_column", (hinted or targets or [""])[0])
+        transform_choices = [(t, t) for t in TRANSFORMS]
+        for i, (column, kind) in enumerate(self.columns):
+            side, transform = _default_row(dataset, column, kind)
+            self.fields[f"side_{i}"] = forms.ChoiceField(choices=SIDES, required=False, initial=side)
+            self.fields[f"transform_{i}"] = forms.ChoiceField(choices=transform_choices, initial=transform)
+            self.fields[f"dim_{i}"] = forms.IntegerField(
+                min_value=1, max_value=4096, initial=DEFAULT_EMBEDDING_DIM, required=False
+            )
+        self._row_of: dict[str, list[int]] = {"buyer": [], "product": []}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        features: dict[str, list[dict[str, Any]]] = {"buyer": [], "product": []}
+        self._row_of = {"buyer": [], "product": []}
+        for i, (column, _kind) in enumerate(self.columns):
+            side, transform = cleaned.get(f"side_{i}"), cleaned.get(f"transform_{i}")
+            if not side or not transform:
+                continue
+            feature: dict[str, Any] = {"column": column, "transform": transform}
+            if transform in EMBEDDED_TRANSFORMS:
+                feature["embedding_dim"] = cleaned.get(f"dim_{i}") or DEFAULT_EMBEDDING_DIM
+            features[side].append(feature)
+            self._row_of[side].append(i)
+        for side in ("buyer", "product"):
+            if not features[side]:
+                self.add_error(
+                    f"{side}_features",
+                    ValidationError(
+                        _("Put at least one column on the %(side)s side."), code="empty_tower", params={"side": side}
+                    ),
+                )
+        cleaned["buyer_features"], cleaned["product_features"] = features["buyer"], features["product"]
+        return cleaned
+
+    def record_data(self) -> dict[str, Any]:
+        """What the platform's FeatureConfigForm takes, from a valid form."""
+        return {k: self.cleaned_data[k] for k in FeatureConfigForm._meta.fields}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The column table: name, type, origin file, its three fields and the problems that concern it."""
+        row_errors = self.row_errors()
+        out = []
+        for i, (column, kind) in enumerate(self.columns):
+            fields = {"side": self[f"side_{i}"], "transform": self[f"transform_{i}"], "dim": self[f"dim_{i}"]}
+            own = [str(m) for f in fields.values() for m in f.errors]
+            out.append(
+                {
+                    "column": column,
+                    "type": kind,
+                    "origin": _origin(self.dataset, column),
+                    **fields,
+                    "errors": own + row_errors.get(i, []),
+                }
+            )
+        return out
+
+    def row_errors(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for side in ("buyer", "product"):
+            for message in self.errors.get(f"{side}_features", []):
+                match = _INDEXED.match(message)
+                rows = self._row_of[side]
+                if match and int(match.group(2)) < len(rows):
+                    out.setdefault(rows[int(match.group(2))], []).append(message[match.end() :])
+        return out
+
+    def tower_errors(self) -> dict[str, list[str]]:
+        """Problems of each tower's feature list that no single row owns, by side."""
+        return {
+            side: [m for m in self.errors.get(f"{side}_features", []) if not _INDEXED.match(m)]
+            for side in ("buyer", "product")
+        }
+
+    @property
+    def embedded_transforms(self) -> str:
+        """The transforms that take an embedding dim, for the page's script (space-separated)."""
+        return " ".join(t for t in TRANSFORMS if t in EMBEDDED_TRANSFORMS)
+
+
+# ------------------------------------------------------------------------------------------- model configs
+
+
+class LayerListWidget(forms.Widget):
+    """An editable list of layer sizes: one number input per row, with buttons to add and remove rows."""
+
+    template_name = "pages/widgets/layer_list.html"
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        return data.getlist(name) if hasattr(data, "getlist") else data.get(name)
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return False  # no rows means an empty list, not "keep the initial value"
+
+    def format_value(self, value: Any) -> list[Any]:
+        if isinstance(value, list | tuple):
+            return list(value)
+        return [] if value in (None, "") else [value]
+
+
+class LayerListField(forms.Field):
+    """A list of positive whole numbers from the rows of a LayerListWidget; blank rows are ignored."""
+
+    widget = LayerListWidget
+
+    def to_python(self, value: Any) -> list[int]:
+        values = value if isinstance(value, list | tuple) else ([] if value in (None, "") else [value])
+        out = []
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool):
+                out.append(v)
+                continue
+            text = str(v).strip()
+            if not text:
+                continue
+            if not text.isdigit():
+                raise ValidationError(
+                    _("Layer sizes are whole numbers such as 128; got “%(value)s”."),
+                    code="invalid_layer",
+                    params={"value": text},
+                )
+            out.append(int(text))
+        return out
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return self.to_python(initial) != self.to_python(data)
+
+
+class WeightSlider(forms.NumberInput):
+    """A 0.0–2.0 range input (step 0.1) whose value is shown beside it."""
+
+    input_type = "range"
+    template_name = "pages/widgets/slider.html"
+
+    def __init__(self) -> None:
+        super().__init__(attrs={"min": "0", "max": "2", "step": "0.1"})
+
+
+# A new config starts from towers and a rating head that train quickly and agree in size.
+MODEL_CONFIG_INITIAL = {
+    "buyer_tower_layers": [64, 32],
+    "product_tower_layers": [64, 32],
+    "rating_head_layers": [64, 32, 1],
+}
+# Which model types each field concerns; the page hides the others (the form still accepts them).
+FIELDS_FOR_TYPE = {
+    "rating_head_layers": ("ranking", "multitask"),
+    "loss_function": ("ranking", "multitask"),
+    "retrieval_weight": ("multitask",),
+    "ranking_weight": ("multitask",),
+    "retrieval_algorithm": ("retrieval", "multitask"),
+    "top_k": ("retrieval", "multitask"),
+}
+
+
+class ModelConfigPageForm(ModelConfigForm):
+    """The platform's ModelConfig form with layer lists as editable rows and the loss weights as sliders."""
+
+    buyer_tower_layers = LayerListField(required=False, label=_("Buyer tower layers"))
+    product_tower_layers = LayerListField(required=False, label=_("Product tower layers"))
+    rating_head_layers = LayerListField(required=False, label=_("Rating head layers"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model_type"].widget = forms.RadioSelect(choices=self.fields["model_type"].choices)
+        for name in ("retrieval_weight", "ranking_weight"):
+            self.fields[name].widget = WeightSlider()
+        for name in ("loss_function", "retrieval_algorithm", "optimizer"):
+            relabel(self.fields[name])
+        self.fields["options"].widget = forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
+        self.fields["options"].required = False
+        self.fields["description"].widget = forms.TextInput()
+        self.fields["buyer_tower_layers"].help_text = _("Hidden layers, input side first, e.g. 128 then 64.")
+        self.fields["product_tower_layers"].help_text = _("The last sizes of both towers must agree.")
+        self.fields["rating_head_layers"].help_text = _("Ends in 1, e.g. 64, 32, 1.")
+        for name, types in FIELDS_FOR_TYPE.items():
+            self.fields[name].shown_for = " ".join(types)  # read by the page's script through data-types
+
+    def record_data(self) -> dict[str, Any]:
+        """What the platform's ModelConfigForm takes, from a valid form."""
+        return {k: self.cleaned_data[k] for k in ModelConfigForm._meta.fields}
+
+
+# --------------------------------------------------------------------------------------------- experiments
+
+
+class NewExperimentForm(ExperimentForm):
+    """The platform's experiment form (every engine and platform rule) with choices labelled for people."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].help_text = _("Optional: “<model config> on <dataset>” when empty.")
+        self.fields["description"].widget = forms.TextInput()
+        self.fields["model_config"].label_from_instance = lambda mc: f"{mc.name} · {mc.model_type}"
+        self.fields["dataset"].label_from_instance = lambda d: f"{d.name} · {d.row_count:,} rows"
+        for name, step in (("sample_fraction", "0.01"), ("test_fraction", "0.05"), ("validation_fraction", "0.05")):
+            self.fields[name].widget.attrs.update({"step": step, "min": "0", "max": "1"})
+        self.fields["split_cutoff"].widget.attrs["placeholder"] = "2024-01-01"
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every problem as (what it concerns, message), for the list above the form."""
+        out = []
+        for field, messages in self.errors.items():
+            label = self.fields[field].label if field in self.fields else _("Experiment")
+            out += [(str(label), m) for m in messages]
+        return out
+
+
+def experiment_initial(experiment: Experiment) -> dict[str, Any]:
+    """A new experiment's starting values copied from another one (its configs, data, sampling and split)."""
+    return {f: getattr(experiment, f) for f in ExperimentForm._meta.fields if f not in ("name", "description")}

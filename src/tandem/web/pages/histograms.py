@@ -1,0 +1,154 @@
+"""Small histograms of a dataset's columns, for the statistics table.
+
+The platform's profile holds counts, extremes and the top values, not a distribution, so columns are
+summarised here with DuckDB straight from the stored file, once per dataset version (cached):
+
+- numbers and times: equal-width bins between min and max (one bar per value when there are few values);
+- text with few values: one bar per value;
+- ids (the buyer and product columns, the join keys) and text with many values: how often values occur,
+  binned (for products, the popularity curve), whatever their type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from django.core.cache import cache
+
+from tandem.data.sources import is_numeric, quote, read_source
+from tandem.errors import DataError
+from tandem.spec import TableSource
+from tandem.web.datasets.models import ROLES, Dataset
+
+BINS = 12
+# The drawing's size in SVG units; the template scales it.
+WIDTH, HEIGHT, GAP = 120.0, 28.0, 1.0
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a small histogram: its rectangle in a WIDTH × HEIGHT drawing, and a tooltip (range: count)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+
+
+def _is_time(kind: str) -> bool:
+    return kind.upper().startswith(("DATE", "TIMESTAMP"))
+
+
+def _bars(counts: list[int], titles: list[str]) -> list[Bar]:
+    """Bars scaled to the tallest; a non-empty bin is at least one unit high so that it stays visible."""
+    top = max(counts, default=0) or 1
+    width = (WIDTH - GAP * (len(counts) - 1)) / max(len(counts), 1)
+    out = []
+    for i, (n, title) in enumerate(zip(counts, titles, strict=True)):
+        height = max(1.0, HEIGHT * n / top) if n else 0.0
+        out.append(
+            Bar(
+                round(i * (width + GAP), 2),
+                round(HEIGHT - height, 2),
+                round(width, 2),
+                round(height, 2),
+                f"{title}: {n:,}",
+            )
+        )
+    return out
+
+
+Label = Callable[[Any], str]
+
+
+def _number(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _moment(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _times(n: float) -> str:
+    return f"{n:.0f}×"
+
+
+def _per_value(con: duckdb.DuckDBPyConnection, value: str, order: str, label: Label = _number) -> list[Bar]:
+    """One bar per distinct value of the expression `value`, in `order`."""
+    rows = con.execute(
+        f"SELECT {value} AS v, count(*) AS n FROM m WHERE v IS NOT NULL GROUP BY v ORDER BY {order}"
+    ).fetchall()
+    return _bars([int(n) for _, n in rows], [label(v) for v, _ in rows])
+
+
+def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, source: str = "m") -> list[Bar]:
+    """Equal-width bins of the expression `value` over `source`, between its min and max."""
+    lo, hi = con.execute(f"SELECT min({value}), max({value}) FROM {source}").fetchone()
+    if lo is None:
+        return []
+    if hi == lo:
+        (n,) = con.execute(f"SELECT count({value}) FROM {source}").fetchone()
+        return _bars([int(n)], [label(lo)])
+    width = (hi - lo) / BINS
+    rows = con.execute(
+        f"SELECT least(CAST(floor(({value} - ?) / ?) AS INTEGER), {BINS - 1}) AS b, count(*) FROM {source} "
+        f"WHERE {value} IS NOT NULL GROUP BY b",
+        [lo, width],
+    ).fetchall()
+    counts = [0] * BINS
+    for b, n in rows:
+        counts[int(b)] = int(n)
+    titles = [f"{label(lo + i * width)} – {label(lo + (i + 1) * width)}" for i in range(BINS)]
+    return _bars(counts, titles)
+
+
+def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: bool) -> list[Bar]:
+    name, kind, distinct = quote(column["name"]), column["type"], int(column.get("distinct") or 0)
+    measured = _is_time(kind) or (is_numeric(kind) and kind.upper() != "BOOLEAN")
+    if is_id or (not measured and distinct > BINS):
+        # How often each value occurs: an id's size or range says nothing, its popularity does.
+        grouped = f"SELECT count(*) AS n FROM m WHERE {name} IS NOT NULL GROUP BY {name}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE f AS {grouped}")
+        return _binned(con, "n", _times, source="f")
+    if not measured:
+        return _per_value(con, name, "n DESC, v", str)
+    value, label = (f"epoch({name})", _moment) if _is_time(kind) else (f"CAST({name} AS DOUBLE)", _number)
+    return _per_value(con, value, "v", label) if distinct <= BINS else _binned(con, value, label)
+
+
+def _file_bars(path: Path, table: dict[str, Any], ids: set[str]) -> dict[str, list[Bar]]:
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")  # it would draw on the server's terminal
+        read_source(con, TableSource(path=str(path), format=table.get("format", "auto")), "t")
+        con.execute("CREATE TABLE m AS SELECT * FROM t")  # one read of the file for every column
+        return {c["name"]: _column_bars(con, c, c["name"] in ids) for c in table.get("columns", [])}
+    finally:
+        con.close()
+
+
+def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
+    """role → column → bars, for every file of the dataset; a file that cannot be read gets no bars."""
+    key = f"pages:histograms:{dataset.pk}:{dataset.updated_at.timestamp()}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    out: dict[str, dict[str, list[Bar]]] = {}
+    for role in ROLES:
+        field, table = getattr(dataset, f"{role}_file"), dataset.profile.get(role)
+        if not field or not table:
+            continue
+        ids = {dataset.buyer_id_column, dataset.product_id_column} if role == "transactions" else set()
+        ids.add({"buyers": dataset.buyers_key, "products": dataset.products_key}.get(role, ""))
+        try:
+            out[role] = _file_bars(Path(field.path), table, ids)
+        except (duckdb.Error, DataError, OSError, ValueError):
+            out[role] = {}
+    cache.set(key, out, timeout=3600)
+    return out

@@ -1,0 +1,295 @@
+"""What the pages read: an organisation's records, and the shapes the templates show (cards, summaries,
+leaderboards, comparisons).
+
+Every lookup goes through `.of(organisation)`, so another organisation's record is "not found" (404) here
+exactly as in the API. The shapes are plain data, so templates only lay them out and tests can check them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from tandem.web.accounts.models import Organisation
+from tandem.web.configs.models import FeatureConfig, ModelConfig
+from tandem.web.datasets.models import Dataset
+from tandem.web.experiments import services
+from tandem.web.experiments.models import ACTIVE, HIGHER_IS_BETTER, Experiment, Status
+
+MODEL_TYPES = ("retrieval", "ranking", "multitask")
+KS = (5, 10, 50, 100)
+RETRIEVAL_METRICS = tuple(f"recall_at_{k}" for k in KS)
+RANKING_METRICS = ("rmse", "mae", "test_rmse", "test_mae")
+LABELS = {
+    **{f"recall_at_{k}": f"Recall@{k}" for k in KS},
+    "rmse": "Validation RMSE",
+    "mae": "Validation MAE",
+    "test_rmse": "Test RMSE",
+    "test_mae": "Test MAE",
+}
+SHORT_LABELS = {
+    **{f"recall_at_{k}": f"R@{k}" for k in KS},
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "test_rmse": "Test RMSE",
+    "test_mae": "Test MAE",
+}
+# The metric a leaderboard sorts by, per model type (a multitask model is ranked by its retrieval).
+PRIMARY_METRIC = {"retrieval": "recall_at_100", "ranking": "test_rmse", "multitask": "recall_at_100"}
+
+
+def owned(model: type[Model], organisation: Organisation, pk: int) -> Any:
+    """The organisation's record `pk` of `model`; Http404 when it is missing or another organisation's."""
+    return get_object_or_404(model.objects.of(organisation), pk=pk)  # type: ignore[attr-defined]
+
+
+def has_retrieval(model_type: str) -> bool:
+    """Whether a model type is judged by recall (the two-tower retrieval task)."""
+    return model_type in ("retrieval", "multitask")
+
+
+def has_ranking(model_type: str) -> bool:
+    """Whether a model type is judged by rating errors (the ranking task)."""
+    return model_type in ("ranking", "multitask")
+
+
+# ------------------------------------------------------------------------------------------ experiments
+
+
+def experiments(organisation: Organisation, *, status: str = "", model_type: str = "") -> QuerySet[Experiment]:
+    """The organisation's experiments, newest first, filtered by status ("active": pending or running) and model
+    type when given."""
+    qs = Experiment.objects.of(organisation).select_related("dataset", "feature_config", "model_config")
+    if status == "active":
+        qs = qs.filter(status__in=ACTIVE)
+    elif status in Status.values:
+        qs = qs.filter(status=status)
+    if model_type in MODEL_TYPES:
+        qs = qs.filter(model_type=model_type)
+    return qs
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a pending or running experiment is: a share for the bar and a sentence for the person."""
+
+    percent: int
+    label: str
+    indeterminate: bool
+
+
+def progress(experiment: Experiment) -> Progress:
+    """The live progress of an experiment, from the epoch and step its worker last wrote.
+
+    The worker writes `progress = {epoch, step, steps}` with the epoch being trained (1-based), so the share
+    counts the finished epochs plus the finished part of the current one.
+    """
+    total = max(experiment.total_epochs, 1)
+    if experiment.status == Status.PENDING:
+        return Progress(0, "Queued, waiting for a worker", True)
+    if experiment.status != Status.RUNNING:
+        done = experiment.status == Status.COMPLETED
+        return Progress(100 if done else 0, experiment.get_status_display(), False)
+    p = experiment.progress or {}
+    epoch, step, steps = int(p.get("epoch") or 0), int(p.get("step") or 0), int(p.get("steps") or 0)
+    if epoch == 0:
+        return Progress(0, "Preparing data", True)
+    share = (epoch - 1 + (step / steps if steps else 0.0)) / total
+    return Progress(min(100, round(share * 100)), f"Epoch {epoch} of {total}", False)
+
+
+@dataclass(frozen=True)
+class MetricCell:
+    name: str
+    label: str
+    value: float | None
+    baseline: float | None = None
+    best: bool = False
+
+    @property
+    def lift(self) -> float | None:
+        """How many times the baseline's value the model reaches (recall over popularity recall)."""
+        if self.value is None or not self.baseline:
+            return None
+        return self.value / self.baseline
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One task's metrics: "Retrieval" (recall, percent) or "Ranking" (errors, three decimals)."""
+
+    task: str
+    cells: list[MetricCell]
+
+
+def card_rows(experiment: Experiment) -> list[MetricRow]:
+    """A card's metric rows: retrieval for retrieval models, ranking for ranking models, both for multitask."""
+    rows = []
+    if has_retrieval(experiment.model_type):
+        cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RETRIEVAL_METRICS]
+        rows.append(MetricRow("Retrieval", cells))
+    if has_ranking(experiment.model_type):
+        cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RANKING_METRICS]
+        rows.append(MetricRow("Ranking", cells))
+    return rows
+
+
+def summary(experiment: Experiment) -> list[MetricRow]:
+    """The detail page's metrics: recall with the popularity baseline beside it, and the four errors."""
+    rows = []
+    if has_retrieval(experiment.model_type):
+        other = experiment.other_metrics or {}
+        cells = [
+            MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"popularity_{m}")) for m in RETRIEVAL_METRICS
+        ]
+        rows.append(MetricRow("Retrieval", cells))
+    if has_ranking(experiment.model_type):
+        rows.append(MetricRow("Ranking", [MetricCell(m, LABELS[m], getattr(experiment, m)) for m in RANKING_METRICS]))
+    return rows
+
+
+def is_active(experiment: Experiment) -> bool:
+    """Pending or running: its pages keep polling."""
+    return experiment.status in ACTIVE
+
+
+# ------------------------------------------------------------------------------------------- compare
+
+
+def compared(organisation: Organisation, ids: list[int]) -> list[Experiment]:
+    """The organisation's experiments `ids` in the order given; Http404 names any that is not theirs."""
+    wanted = list(dict.fromkeys(ids))
+    found = {e.pk: e for e in experiments(organisation).filter(pk__in=wanted)}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise Http404(f"No experiment {', '.join(map(str, missing))} in your organisation.")
+    return [found[i] for i in wanted]
+
+
+def comparison(chosen: list[Experiment]) -> list[MetricRow]:
+    """The eight metrics side by side, one row per metric, the best value of each row marked.
+
+    Best is the largest recall and the smallest error (the platform's `compare` decides); rows no chosen
+    experiment measured are left out, so a comparison of retrieval models shows no empty error rows.
+    """
+    best = services.compare(chosen)["best"]
+    rows = []
+    for m in (*RETRIEVAL_METRICS, *RANKING_METRICS):
+        cells = [MetricCell(m, e.name, getattr(e, m), best=best[m] == e.pk) for e in chosen]
+        if any(c.value is not None for c in cells):
+            rows.append(MetricRow(LABELS[m], cells))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ dashboard
+
+
+def counts(organisation: Organisation) -> dict[str, int]:
+    """How many datasets, configs and experiments the organisation has (the dashboard's tiles)."""
+    return {
+        "datasets": Dataset.objects.of(organisation).count(),
+        "feature_configs": FeatureConfig.objects.of(organisation).count(),
+        "model_configs": ModelConfig.objects.of(organisation).count(),
+        "experiments": Experiment.objects.of(organisation).count(),
+    }
+
+
+def dashboard_panel(organisation: Organisation, tab: str) -> dict[str, Any]:
+    """One model type's tab: the tabs with their counts, the leaderboard and the best-so-far series.
+
+    Without a valid `tab`, the type of the latest completed experiment is shown (multitask when none).
+    """
+    if tab not in MODEL_TYPES:
+        latest = experiments(organisation, status=Status.COMPLETED).order_by("-finished_at").first()
+        tab = latest.model_type if latest else "multitask"
+    done = experiments(organisation, status=Status.COMPLETED)
+    return {
+        "tab": tab,
+        "tabs": [(t, done.filter(model_type=t).count()) for t in MODEL_TYPES],
+        "leaderboard": leaderboard(organisation, tab),
+        "metric": LABELS[PRIMARY_METRIC[tab]],
+        "best": best_over_time(organisation, tab),
+    }
+
+
+def leaderboard(organisation: Organisation, model_type: str, limit: int = 10) -> list[Experiment]:
+    """Completed experiments of one model type, best first by the type's primary metric."""
+    metric = PRIMARY_METRIC[model_type]
+    order = f"-{metric}" if HIGHER_IS_BETTER[metric] else metric
+    qs = experiments(organisation, status=Status.COMPLETED, model_type=model_type).filter(
+        **{f"{metric}__isnull": False}
+    )
+    return list(qs.order_by(order, "-finished_at")[:limit])
+
+
+def best_over_time(organisation: Organisation, model_type: str) -> dict[str, list[Any]]:
+    """The best value reached so far of each of the type's headline metrics, after each completed run.
+
+    Returns {"labels": [finish dates], metric: [running best, …]} in finishing order; a multitask type
+    follows both its recall@100 and its test RMSE.
+    """
+    metrics = {"retrieval": ["recall_at_100"], "ranking": ["test_rmse"], "multitask": ["recall_at_100", "test_rmse"]}
+    done = experiments(organisation, status=Status.COMPLETED, model_type=model_type).order_by("finished_at", "pk")
+    out: dict[str, list[Any]] = {"labels": [], **{m: [] for m in metrics[model_type]}}
+    best: dict[str, float | None] = dict.fromkeys(metrics[model_type])
+    for e in done:
+        values = {m: getattr(e, m) for m in metrics[model_type]}
+        if all(v is None for v in values.values()):
+            continue
+        for m, v in values.items():
+            if v is not None and (best[m] is None or (v > best[m] if HIGHER_IS_BETTER[m] else v < best[m])):
+                best[m] = v
+            out[m].append(best[m])
+        out["labels"].append(e.finished_at.strftime("%d %b %H:%M") if e.finished_at else f"#{e.pk}")
+    return out
+
+
+def mlflow_run_url(experiment: Experiment) -> str:
+    """The run's page in the MLflow UI when the tracking store is an MLflow server (its UI lives at the same
+    address); "" for a file or database store, which has no UI until someone starts `mlflow ui` on it."""
+    uri = settings.MLFLOW_TRACKING_URI or ""
+    if not experiment.mlflow_run_id or not uri.startswith(("http://", "https://")):
+        return ""
+    return f"{uri.rstrip('/')}/#/runs/{experiment.mlflow_run_id}"
+
+
+# -------------------------------------------------------------------------------------------- datasets
+
+
+def profile_tables(dataset: Dataset, bars: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Each file's profile for the statistics table: its columns with the role they play and their histogram.
+
+    `bars` (role → column → bars, from :mod:`histograms`) is None while the histograms are still loading.
+    """
+    roles = {
+        dataset.buyer_id_column: "buyer id",
+        dataset.product_id_column: "product id",
+        dataset.timestamp_column: "timestamp",
+    }
+    keys = {"buyers": dataset.buyers_key, "products": dataset.products_key}
+    out = []
+    for role in ("transactions", "buyers", "products"):
+        table = dataset.profile.get(role)
+        if not table:
+            continue
+        columns = []
+        for column in table.get("columns", []):
+            name = column["name"]
+            tag = roles.get(name) if role == "transactions" else ("join key" if name == keys[role] else None)
+            columns.append({**column, "tag": tag, "bars": None if bars is None else bars.get(role, {}).get(name, [])})
+        file_name = (dataset.original_names or {}).get(role, role)
+        out.append(
+            {
+                "role": role,
+                "file": file_name,
+                "rows": table.get("rows", 0),
+                "format": table.get("format"),
+                "columns": columns,
+            }
+        )
+    return out

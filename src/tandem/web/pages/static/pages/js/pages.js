@@ -1,0 +1,221 @@
+// Tandem's pages: charts from server-built Chart.js configs, sliders, layer lists, the model-type switch,
+// upload progress and column suggestions. Everything is wired on page load and on each htmx swap.
+(function () {
+  "use strict";
+
+  // Elements under `root` that match `selector`, `root` included (htmx may swap in the element itself).
+  function all(root, selector) {
+    const found = Array.from(root.querySelectorAll(selector));
+    if (root.matches && root.matches(selector)) found.unshift(root);
+    return found;
+  }
+
+  // ------------------------------------------------------------------------------------------- charts
+
+  function formatPercent(value) {
+    return value === null || value === undefined ? "—" : (value * 100).toFixed(1) + "%";
+  }
+
+  function formatNumber(value) {
+    return value === null || value === undefined ? "—" : Number(value).toFixed(3);
+  }
+
+  // A chart config from the server: {type, data, axes: {percent, secondary, x_title}}.
+  function chartOptions(config) {
+    const axes = config.axes || {};
+    const y = { ticks: {}, grid: { color: "#eef1f6" } };
+    if (axes.percent) {
+      y.ticks.callback = (v) => (v * 100).toFixed(0) + "%";
+    }
+    const scales = {
+      x: {
+        title: { display: !!axes.x_title, text: axes.x_title || "" },
+        grid: { display: false },
+        ticks: { maxRotation: 0, autoSkipPadding: 12 },
+      },
+      y: y,
+    };
+    if (axes.secondary) {
+      scales.y1 = { position: "right", grid: { drawOnChartArea: false }, ticks: { callback: (v) => Number(v).toFixed(2) } };
+    }
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      interaction: { mode: "index", intersect: false },
+      scales: scales,
+      plugins: {
+        legend: {
+          position: "bottom",
+          // A band's lower edge has no legend entry of its own: its upper edge is labelled "mean ± std".
+          labels: { boxWidth: 12, boxHeight: 12, filter: (item, data) => !data.datasets[item.datasetIndex].hideInLegend },
+        },
+        tooltip: {
+          callbacks: {
+            label: (ctx) => {
+              const onPercentAxis = axes.percent && ctx.dataset.yAxisID !== "y1";
+              const v = ctx.parsed.y;
+              return ctx.dataset.label + ": " + (onPercentAxis ? formatPercent(v) : formatNumber(v));
+            },
+          },
+        },
+      },
+    };
+  }
+
+  function renderCharts(root) {
+    if (typeof Chart === "undefined") return;
+    all(root, "canvas[data-chart]").forEach((canvas) => {
+      if (canvas.dataset.rendered) return;
+      const source = document.getElementById(canvas.dataset.chart);
+      if (!source) return;
+      const config = JSON.parse(source.textContent);
+      new Chart(canvas, { type: config.type, data: config.data, options: chartOptions(config) });
+      canvas.dataset.rendered = "1";
+    });
+  }
+
+  // --------------------------------------------------------------------------------- model config form
+
+  function showForType(form) {
+    const checked = form.querySelector("input[name=model_type]:checked");
+    if (!checked) return;
+    form.querySelectorAll("[data-types]").forEach((el) => {
+      el.hidden = !el.dataset.types.split(" ").includes(checked.value);
+    });
+  }
+
+  function wireSliders(root) {
+    all(root, ".slider input[type=range]").forEach((input) => {
+      const output = input.parentElement.querySelector("output");
+      const show = () => { output.textContent = Number(input.value).toFixed(1); };
+      input.addEventListener("input", show);
+      show();
+    });
+  }
+
+  function wireLayerLists(root) {
+    all(root, "[data-layer-list]").forEach((list) => {
+      const rows = list.querySelector(".layer-rows");
+      list.querySelector("[data-add-row]").addEventListener("click", () => {
+        const last = rows.querySelector("input:last-of-type");
+        const li = document.createElement("li");
+        li.className = "layer-row";
+        li.innerHTML = '<input type="number" min="1" step="1"><button type="button" class="icon-btn" data-remove-row title="Remove layer">×</button>';
+        const input = li.querySelector("input");
+        input.name = list.dataset.name;
+        input.value = last && last.value ? Math.max(1, Math.round(last.value / 2)) : 32;
+        rows.appendChild(li);
+        input.focus();
+      });
+      rows.addEventListener("click", (event) => {
+        if (event.target.matches("[data-remove-row]")) event.target.closest("li").remove();
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------------- feature config form
+
+  function wireFeatureTable(root) {
+    all(root, "[data-feature-table]").forEach((table) => {
+      const embedded = table.dataset.embedded.split(" ");
+      table.querySelectorAll("tbody tr").forEach((row) => {
+        const side = row.querySelector("select[name^=side_]");
+        const transform = row.querySelector("select[name^=transform_]");
+        const dim = row.querySelector("input[name^=dim_]");
+        const update = () => {
+          row.classList.toggle("unused", !side.value);
+          // Read-only rather than disabled, so the value is kept (and sent) when the transform changes back.
+          dim.readOnly = !embedded.includes(transform.value);
+          dim.classList.toggle("inactive", dim.readOnly);
+        };
+        side.addEventListener("change", update);
+        transform.addEventListener("change", update);
+        update();
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------- upload
+
+  // Column names from the first line of a CSV file, for the column pickers' suggestions.
+  async function csvHeader(file) {
+    if (!/\.(csv|tsv|txt)$/i.test(file.name)) return [];
+    const text = await file.slice(0, 65536).text();
+    const line = text.split(/\r?\n/)[0] || "";
+    const delimiter = [",", ";", "\t", "|"].reduce((best, d) => (line.split(d).length > line.split(best).length ? d : best), ",");
+    return line.split(delimiter).map((c) => c.trim().replace(/^"(.*)"$/, "$1")).filter(Boolean);
+  }
+
+  const GUESSES = {
+    buyer_id_column: /^(buyer|customer|user|household|client|account)(_?id|_key)?$/i,
+    product_id_column: /^(product|item|movie|sku|article)(_?id|_key)?$/i,
+    timestamp_column: /^(ts|time|timestamp|date|datetime|created_at|transaction_timestamp|day)$/i,
+  };
+
+  function wireUpload(root) {
+    const form = all(root, "#upload-form")[0];
+    if (!form) return;
+    form.querySelectorAll("input[type=file][data-role]").forEach((input) => {
+      input.addEventListener("change", async () => {
+        const role = input.dataset.role;
+        const columns = input.files.length ? await csvHeader(input.files[0]) : [];
+        const list = document.getElementById(role + "-columns");
+        if (list) list.innerHTML = columns.map((c) => `<option value="${c.replace(/"/g, "&quot;")}">`).join("");
+        if (role === "transactions") {
+          Object.entries(GUESSES).forEach(([name, pattern]) => {
+            const field = form.querySelector(`[name=${name}]`);
+            const guess = columns.find((c) => pattern.test(c));
+            if (field && !field.value && guess) field.value = guess;
+          });
+          const nameField = form.querySelector("[name=name]");
+          if (nameField && !nameField.value && input.files.length) nameField.value = input.files[0].name.replace(/\.[^.]+$/, "");
+        }
+        if (role !== "transactions" && columns.length) {
+          const key = form.querySelector(`[name=${role}_key]`);
+          const tx = form.querySelector(`[name=${role === "buyers" ? "buyer" : "product"}_id_column]`);
+          if (key && !key.value) key.value = columns.includes(tx && tx.value) ? tx.value : columns[0];
+        }
+      });
+    });
+    const box = form.querySelector(".upload-progress");
+    form.addEventListener("htmx:xhr:progress", (event) => {
+      if (!event.detail.lengthComputable) return;
+      const share = Math.round((event.detail.loaded / event.detail.total) * 100);
+      box.hidden = false;
+      box.querySelector("progress").value = share;
+      box.querySelector(".label").textContent = share < 100 ? `Uploading… ${share}%` : "Reading the file…";
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------- misc
+
+  function wireAutosubmit(root) {
+    all(root, "select[data-autosubmit]").forEach((select) => {
+      select.addEventListener("change", () => select.form.submit());
+    });
+  }
+
+  function wire(root) {
+    renderCharts(root);
+    wireSliders(root);
+    wireLayerLists(root);
+    wireFeatureTable(root);
+    wireUpload(root);
+    wireAutosubmit(root);
+    all(root, "form[data-model-form]").forEach((form) => {
+      form.addEventListener("change", (event) => {
+        if (event.target.name === "model_type") showForType(form);
+      });
+      showForType(form);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    wire(document);
+    // htmx:load fires for every element htmx swaps in; the first page is wired above.
+    document.body.addEventListener("htmx:load", (event) => {
+      if (event.detail.elt !== document.body) wire(event.detail.elt);
+    });
+  });
+})();

@@ -1,0 +1,36 @@
+"""The pages' URLs, mounted at the site's root (namespace "pages")."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tandem.web.pages import views
+
+app_name = "pages"
+
+urlpatterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="pages/login.html", next_page="pages:dashboard", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="pages:login"), name="logout"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("datasets/", views.dataset_list, name="datasets"),
+    path("datasets/new/", views.dataset_new, name="dataset_new"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
+    path("datasets/<int:pk>/histograms/", views.dataset_histograms, name="dataset_histograms"),
+    path("feature-configs/", views.feature_config_list, name="feature_configs"),
+    path("feature-configs/new/", views.feature_config_new, name="feature_config_new"),
+    path("model-configs/", views.model_config_list, name="model_configs"),
+    path("model-configs/new/", views.model_config_new, name="model_config_new"),
+    path("experiments/", views.experiment_list, name="experiments"),
+    path("experiments/new/", views.experiment_new, name="experiment_new"),
+    path("experiments/<int:pk>/", views.experiment_detail, name="experiment"),
+    path("experiments/<int:pk>/card/", views.experiment_card, name="experiment_card"),
+    path("experiments/<int:pk>/live/", views.experiment_live, name="experiment_live"),
+    path("experiments/<int:pk>/cancel/", views.experiment_cancel, name="experiment_cancel"),
+    path("experiments/<int:pk>/rerun/", views.experiment_rerun, name="experiment_rerun"),
+    path("compare/", views.compare, name="compare"),
+]

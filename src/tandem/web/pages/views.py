@@ -1,0 +1,320 @@
+"""The pages. Views stay thin: they read through `queries`, validate with the platform's forms (subclassed in
+`forms`), act through the platform's services, and render. Another organisation's record is a 404.
+
+htmx requests (header HX-Request) get the fragment they swap in; the same URLs serve whole pages without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from tandem.web import records
+from tandem.web.accounts.auth import Actor, actor_for
+from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
+from tandem.web.configs.models import FeatureConfig, ModelConfig
+from tandem.web.datasets import services as dataset_services
+from tandem.web.datasets.forms import DatasetUpdateForm
+from tandem.web.datasets.models import Dataset
+from tandem.web.errors import Conflict
+from tandem.web.experiments import services as experiment_services
+from tandem.web.experiments.models import Experiment, Status
+from tandem.web.experiments.reaper import reap_expired
+from tandem.web.pages import charts, forms, histograms, queries
+
+View = Callable[..., HttpResponse]
+
+
+def org_required(view: View) -> View:
+    """Sign-in required, and an organisation: the view receives the caller's Actor after the request."""
+
+    @wraps(view)
+    @login_required(login_url="pages:login")
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        actor = actor_for(request.user)
+        if actor is None:
+            return render(request, "pages/no_organisation.html", status=403)
+        return view(request, actor, *args, **kwargs)
+
+    return wrapper
+
+
+def _htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    """Redirect; an htmx request is told to load the page (HX-Redirect) instead of swapping it into a fragment."""
+    if _htmx(request):
+        return HttpResponse(status=204, headers={"HX-Redirect": url})
+    return redirect(url)
+
+
+# ---------------------------------------------------------------------------------------------- dashboard
+
+
+@org_required
+def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Counts, what is training now, and a leaderboard tab per model type (htmx swaps only the tab)."""
+    org = actor.organisation
+    panel = queries.dashboard_panel(org, request.GET.get("type", ""))
+    panel["chart"] = charts.best_over_time_chart(panel["tab"], panel.pop("best"))
+    if _htmx(request) and request.headers.get("HX-Target") == "dashboard-panel":
+        return render(request, "pages/partials/dashboard_panel.html", panel)
+    context = {**panel, "counts": queries.counts(org), "active": list(queries.experiments(org, status="active")[:6])}
+    return render(request, "pages/dashboard.html", context)
+
+
+# ----------------------------------------------------------------------------------------------- datasets
+
+
+@org_required
+def dataset_list(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The organisation's datasets."""
+    datasets = Dataset.objects.of(actor.organisation)
+    return render(request, "pages/dataset_list.html", {"datasets": datasets})
+
+
+@org_required
+def dataset_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Upload: the platform's service profiles and stores it; its errors go beside their fields."""
+    if request.method != "POST":
+        return render(request, "pages/dataset_new.html", {"form": forms.UploadForm()})
+    try:
+        dataset = dataset_services.create_dataset(
+            actor.organisation, actor.user, request.POST.dict(), request.FILES.dict()
+        )
+    except ValidationError as e:
+        form = forms.UploadForm(request.POST, request.FILES)
+        if form.is_valid():  # else the form's own errors are the ones the service raised
+            forms.apply_errors(form, e)
+        template = "pages/partials/upload_form.html" if _htmx(request) else "pages/dataset_new.html"
+        return render(request, template, {"form": form})
+    messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.row_count:,} rows.")
+    return _go(request, reverse("pages:dataset", args=[dataset.pk]))
+
+
+@org_required
+def dataset_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """A dataset's schema and statistics, and the buyer, product and timestamp column choice."""
+    dataset = queries.owned(Dataset, actor.organisation, pk)
+    form = forms.ColumnsForm(request.POST or None, dataset=dataset)
+    if request.method == "POST" and form.is_valid():
+        try:
+            records.update(dataset, DatasetUpdateForm, data=form.cleaned_data)
+        except ValidationError as e:
+            forms.apply_errors(form, e)
+        except Conflict as e:
+            form.add_error(None, e.message)
+        else:
+            messages.success(request, "Columns saved.")
+            return redirect("pages:dataset", pk=dataset.pk)
+    context = {
+        "dataset": dataset,
+        "form": form,
+        "tables": queries.profile_tables(dataset),
+        "experiments": queries.experiments(actor.organisation).filter(dataset=dataset)[:10],
+    }
+    return render(request, "pages/dataset_detail.html", context)
+
+
+@org_required
+def dataset_histograms(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """The statistics tables with their histograms, loaded after the page (binning reads the file)."""
+    dataset = queries.owned(Dataset, actor.organisation, pk)
+    tables = queries.profile_tables(dataset, histograms.histograms(dataset))
+    return render(request, "pages/partials/profile_tables.html", {"dataset": dataset, "tables": tables})
+
+
+# ---------------------------------------------------------------------------------------- feature configs
+
+
+@org_required
+def feature_config_list(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The organisation's feature configs."""
+    configs = FeatureConfig.objects.of(actor.organisation)
+    has_datasets = Dataset.objects.of(actor.organisation).exists()
+    return render(request, "pages/feature_config_list.html", {"configs": configs, "has_datasets": has_datasets})
+
+
+@org_required
+def feature_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A feature config built from a table of one dataset's columns (?dataset= picks which)."""
+    org = actor.organisation
+    datasets = Dataset.objects.of(org)
+    chosen = request.POST.get("dataset") or request.GET.get("dataset")
+    dataset = queries.owned(Dataset, org, int(chosen)) if chosen and chosen.isdigit() else datasets.first()
+    if dataset is None:
+        return render(request, "pages/feature_config_new.html", {"datasets": datasets})
+    form = forms.FeatureConfigBuilderForm(request.POST or None, organisation=org, user=actor.user, dataset=dataset)
+    if request.method == "POST" and form.is_valid():
+        try:
+            config = records.create(FeatureConfigForm, organisation=org, user=actor.user, data=form.record_data())
+        except ValidationError as e:
+            forms.apply_errors(form, e)
+        else:
+            messages.success(request, f"Feature config “{config.name}” saved.")
+            return redirect("pages:feature_configs")
+    return render(request, "pages/feature_config_new.html", {"datasets": datasets, "dataset": dataset, "form": form})
+
+
+# ------------------------------------------------------------------------------------------ model configs
+
+
+@org_required
+def model_config_list(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The organisation's model configs."""
+    configs = ModelConfig.objects.of(actor.organisation)
+    return render(request, "pages/model_config_list.html", {"configs": configs})
+
+
+@org_required
+def model_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A model config: the type first, then what that type needs."""
+    org = actor.organisation
+    form = forms.ModelConfigPageForm(
+        request.POST or None, organisation=org, user=actor.user, initial=forms.MODEL_CONFIG_INITIAL
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            config = records.create(ModelConfigForm, organisation=org, user=actor.user, data=form.record_data())
+        except ValidationError as e:
+            forms.apply_errors(form, e)
+        else:
+            messages.success(request, f"Model config “{config.name}” saved.")
+            return redirect("pages:model_configs")
+    return render(request, "pages/model_config_new.html", {"form": form})
+
+
+# -------------------------------------------------------------------------------------------- experiments
+
+
+@org_required
+def experiment_list(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Experiment cards, filtered by status and model type; htmx swaps only the cards."""
+    reap_expired()  # as the API does: a run whose worker died is shown failed, not running for ever
+    status, model_type = request.GET.get("status", ""), request.GET.get("model_type", "")
+    context = {
+        "experiments": queries.experiments(actor.organisation, status=status, model_type=model_type),
+        "status": status,
+        "model_type": model_type,
+        "statuses": Status.choices,
+        "model_types": queries.MODEL_TYPES,
+        "any": Experiment.objects.of(actor.organisation).exists(),
+    }
+    if _htmx(request) and request.headers.get("HX-Target") == "experiment-cards":
+        return render(request, "pages/partials/experiment_cards.html", context)
+    return render(request, "pages/experiment_list.html", context)
+
+
+@org_required
+def experiment_card(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """One card, polled every two seconds while its experiment is pending or running."""
+    reap_expired()
+    experiment = queries.owned(Experiment, actor.organisation, pk)
+    return render(request, "pages/partials/experiment_card.html", {"e": experiment})
+
+
+@org_required
+def experiment_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Validate (every problem listed, nothing started) or start an experiment; ?from= copies another."""
+    org = actor.organisation
+    if request.method != "POST":
+        source = request.GET.get("from", "")
+        initial = forms.experiment_initial(queries.owned(Experiment, org, int(source))) if source.isdigit() else {}
+        initial.update({k: v for k, v in request.GET.items() if k in ("dataset", "feature_config", "model_config")})
+        form = forms.NewExperimentForm(initial=initial, organisation=org, user=actor.user)
+        return render(request, "pages/experiment_new.html", {"form": form})
+    form = forms.NewExperimentForm(request.POST, organisation=org, user=actor.user)
+    checked = form.is_valid()
+    if checked and request.POST.get("action") == "start":
+        try:
+            experiment = experiment_services.create_experiment(org, actor.user, request.POST.dict())
+        except ValidationError as e:
+            forms.apply_errors(form, e)
+        else:
+            messages.success(request, f"Experiment “{experiment.name}” queued.")
+            return redirect("pages:experiment", pk=experiment.pk)
+    return render(request, "pages/experiment_new.html", {"form": form, "checked": checked and not form.errors})
+
+
+@org_required
+def experiment_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Metrics with baselines, curves, weight statistics, configuration, error, tracking and actions."""
+    reap_expired()
+    experiment = queries.owned(Experiment, actor.organisation, pk)
+    context = {
+        "e": experiment,
+        "summary": queries.summary(experiment),
+        "curves": charts.training_curves(experiment),
+        "weights": charts.weight_charts(experiment),
+        "mlflow_url": queries.mlflow_run_url(experiment),
+    }
+    return render(request, "pages/experiment_detail.html", context)
+
+
+@org_required
+def experiment_live(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """The progress panel of the detail page, polled while the run is active."""
+    reap_expired()
+    experiment = queries.owned(Experiment, actor.organisation, pk)
+    if not queries.is_active(experiment):
+        # The run ended: the whole page changes (metrics, charts, buttons), so htmx reloads it.
+        return HttpResponse(status=204, headers={"HX-Refresh": "true"})
+    return render(request, "pages/partials/experiment_live.html", {"e": experiment})
+
+
+@require_POST
+@org_required
+def experiment_cancel(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Cancel a pending or running experiment."""
+    experiment = queries.owned(Experiment, actor.organisation, pk)
+    try:
+        experiment_services.cancel(experiment)
+    except Conflict as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, "Experiment cancelled.")
+    return redirect("pages:experiment", pk=pk)
+
+
+@require_POST
+@org_required
+def experiment_rerun(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Run a failed or cancelled experiment again."""
+    experiment = queries.owned(Experiment, actor.organisation, pk)
+    try:
+        experiment_services.rerun(experiment)
+    except Conflict as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, "Experiment queued again.")
+    return redirect("pages:experiment", pk=pk)
+
+
+# ------------------------------------------------------------------------------------------------ compare
+
+
+@org_required
+def compare(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Two or more experiments of any model types side by side (?ids=1&ids=2), best values marked."""
+    org = actor.organisation
+    ids = [int(i) for i in request.GET.getlist("ids") if i.isdigit()]
+    chosen = queries.compared(org, ids) if ids else []
+    context = {
+        "candidates": queries.experiments(org).exclude(status__in=(Status.PENDING, Status.RUNNING)),
+        "ids": ids,
+        "chosen": chosen,
+        "rows": queries.comparison(chosen) if len(chosen) >= 2 else [],
+        "curves": charts.compare_curves(chosen) if len(chosen) >= 2 else [],
+    }
+    return render(request, "pages/compare.html", context)

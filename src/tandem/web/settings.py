@@ -1,0 +1,143 @@
+"""Settings of the Tandem platform, read from the environment so one file serves the demo, tests and production.
+
+Environment:
+  TANDEM_DATA_DIR          where the SQLite database, uploads, artifacts and the secret key live (default: ./data)
+  DATABASE_URL             any dj-database-url URL (sqlite:///…, postgres://…); default SQLite in TANDEM_DATA_DIR
+  TANDEM_MEDIA_ROOT        uploads and run artifacts (default: TANDEM_DATA_DIR/media)
+  DJANGO_SECRET_KEY        the secret key; without it one is generated once into TANDEM_DATA_DIR/secret_key
+  TANDEM_DEBUG             "1" for Django's debug mode
+  TANDEM_ALLOWED_HOSTS     comma-separated host names (default: 127.0.0.1,localhost)
+  MLFLOW_TRACKING_URI      when set, every experiment is also an MLflow run
+  MLFLOW_ARTIFACT_ROOT     where MLflow stores artifacts for a new MLflow experiment (default: TANDEM_DATA_DIR/mlartifacts)
+  TANDEM_HEARTBEAT_INTERVAL, TANDEM_HEARTBEAT_TIMEOUT   seconds between a running experiment's heartbeats, and
+                           the silence after which it is declared dead (defaults 2 and 60)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+# MLflow phones home unless told not to; the platform never does.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+BASE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BASE_DIR.parents[2]
+DATA_DIR = Path(os.environ.get("TANDEM_DATA_DIR") or REPO_ROOT / "data").resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The key from the environment, else one generated once and kept (private) in the data folder."""
+    if key := os.environ.get("DJANGO_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def _database(url: str) -> dict:
+    """One database from a URL; SQLite gets WAL and a busy timeout so two workers and the server can share it."""
+    db = dj_database_url.parse(url, conn_max_age=0)
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    return db
+
+
+SECRET_KEY = _secret_key()
+DEBUG = os.environ.get("TANDEM_DEBUG") == "1"
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("TANDEM_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+
+INSTALLED_APPS = [
+    # Our apps come first: experiments' `db_worker` command wraps django_tasks_db's (it reaps dead runs).
+    "tandem.web.accounts",
+    "tandem.web.datasets",
+    "tandem.web.configs",
+    "tandem.web.experiments",
+    "tandem.web.pages",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    # In INSTALLED_APPS so the API docs use ninja's bundled Swagger files rather than a CDN.
+    "ninja",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tandem.web.urls"
+WSGI_APPLICATION = "tandem.web.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _database(os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'tandem.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.backend.DatabaseBackend"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("TANDEM_MEDIA_ROOT") or DATA_DIR / "media").resolve()
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Uploads above this size are refused before DuckDB reads them.
+TANDEM_MAX_UPLOAD_BYTES = int(os.environ.get("TANDEM_MAX_UPLOAD_BYTES", 2 * 1024**3))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
+
+TANDEM_HEARTBEAT_INTERVAL = float(os.environ.get("TANDEM_HEARTBEAT_INTERVAL", 2.0))
+TANDEM_HEARTBEAT_TIMEOUT = float(os.environ.get("TANDEM_HEARTBEAT_TIMEOUT", 60.0))
+
+MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or None
+MLFLOW_ARTIFACT_ROOT = os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(DATA_DIR / "mlartifacts")
+MLFLOW_EXPERIMENT_NAME = os.environ.get("TANDEM_MLFLOW_EXPERIMENT", "tandem")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"tandem": {"handlers": ["console"], "level": os.environ.get("TANDEM_LOG_LEVEL", "INFO")}},
+}

@@ -1,0 +1,267 @@
+"""A person's path through the pages in a real browser (Chromium via Playwright), against a live server and a
+real `manage.py db_worker` process: sign in, upload, configure, run, watch, read, compare; and another
+organisation sees none of it. A screenshot of each page is saved under test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import Tenant, Workers, make_tenant, synthetic_frames
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
+VIEWPORT = {"width": 1366, "height": 768}
+FINISH_SECONDS = 150
+
+
+@pytest.fixture
+def transactions_csv(tmp_path: Path) -> Path:
+    """600 transactions of 40 buyers and 120 products (four product groups, ratings higher inside a buyer's)."""
+    transactions, products = synthetic_frames(n_buyers=40, n_products=120, per_buyer=15)
+    path = tmp_path / "orders.csv"
+    transactions.merge(products, on="product")[["buyer", "product", "category", "rating", "ts"]].to_csv(
+        path, index=False
+    )
+    return path
+
+
+class Screens:
+    """Saves full-page screenshots named in the order they were taken."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.n = folder, 0
+
+    def __call__(self, page: Any, name: str) -> None:
+        self.n += 1
+        page.evaluate("window.scrollTo(0, 0)")  # else the sticky top bar is drawn where the page was scrolled to
+        page.screenshot(path=str(self.folder / f"{self.n:02d}-{name}.png"), full_page=True)
+
+
+def _sign_in(browser: Any, base: str, tenant: Tenant, shot: Screens | None = None) -> Any:
+    page = browser.new_context(viewport=VIEWPORT, base_url=base).new_page()
+    page.set_default_timeout(15_000)
+    page.goto("/dashboard/")
+    page.wait_for_url("**/login/?next=/dashboard/")
+    page.fill("#id_username", tenant.user.username)
+    page.fill("#id_password", tenant.password)
+    if shot is not None:
+        shot(page, "login")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    return page
+
+
+def _upload(page: Any, shot: Screens, csv: Path) -> int:
+    page.goto("/datasets/")
+    shot(page, "datasets-empty")
+    page.click("text=Upload a dataset >> nth=0")
+    page.set_input_files("#id_transactions", str(csv))
+    # The page reads the CSV's header: the name and the three columns are suggested from it.
+    page.wait_for_function("document.querySelector('#id_buyer_id_column').value === 'buyer'")
+    assert page.input_value("#id_name") == "orders"
+    assert (page.input_value("#id_product_id_column"), page.input_value("#id_timestamp_column")) == ("product", "ts")
+    shot(page, "dataset-upload")
+    # A slow link (8 kB/s up) so that the upload takes a moment and its progress bar can be seen moving.
+    network = page.context.new_cdp_session(page)
+    slow = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 8000}
+    network.send("Network.emulateNetworkConditions", slow)
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function("document.querySelector('.upload-progress progress').value > 0")
+    assert page.locator(".upload-progress").is_visible()
+    shot(page, "dataset-uploading")
+    page.wait_for_url(re.compile(r".*/datasets/\d+/$"))
+    network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+    page.wait_for_selector("tr[data-column=rating] svg.spark rect")  # histograms arrive by htmx
+    assert "600 transactions" in page.inner_text(".page-head")
+    shot(page, "dataset-detail")
+    dataset = int(re.search(r"/datasets/(\d+)/", page.url).group(1))
+    page.goto("/datasets/")
+    assert "orders.csv" in page.inner_text("#datasets")
+    shot(page, "datasets")
+    return dataset
+
+
+def _feature_config(page: Any, shot: Screens, dataset: int) -> None:
+    page.goto(f"/feature-configs/new/?dataset={dataset}")
+    page.fill("#id_name", "ids and category")
+    rows = {name: page.locator(f"tr[data-column={name}]") for name in ("buyer", "product", "category", "rating")}
+    for name in ("buyer", "product"):
+        rows[name].locator("input[name^=dim_]").fill("8")
+    rows["category"].locator("select[name^=side_]").select_option("product")
+    rows["category"].locator("select[name^=transform_]").select_option("categorical")
+    rows["category"].locator("input[name^=dim_]").fill("5000")  # too wide: refused on the category row
+    page.click("text=Save feature config")
+    assert "4096" in page.locator("tr[data-column=category] .field-error").inner_text()
+    shot(page, "feature-config-error")
+    rows["category"].locator("input[name^=dim_]").fill("4")
+    assert rows["rating"].locator("select[name^=side_]").input_value() == ""
+    assert page.locator("#id_target_column option").all_inner_texts() == ["none (retrieval only)", "rating"]
+    page.select_option("#id_target_column", "rating")
+    shot(page, "feature-config-form")
+    page.click("text=Save feature config")
+    page.wait_for_url("**/feature-configs/")
+    assert "category · categorical · 4" in page.inner_text("#feature-configs")
+    shot(page, "feature-configs")
+
+
+def _layers(page: Any, name: str, sizes: list[int]) -> None:
+    """Edit a layer list through its buttons: remove every row, then add one per size."""
+    field = page.locator(f"[data-layer-list][data-name={name}]")
+    while field.locator("[data-remove-row]").count():
+        field.locator("[data-remove-row]").first.click()
+    for size in sizes:
+        field.locator("[data-add-row]").click()
+        field.locator("input").last.fill(str(size))
+
+
+def _model_config(page: Any, shot: Screens, name: str, model_type: str) -> None:
+    page.goto("/model-configs/new/")
+    page.check(f"input[name=model_type][value={model_type}]")
+    page.fill("#id_name", name)
+    _layers(page, "buyer_tower_layers", [16])
+    _layers(page, "product_tower_layers", [16])
+    for field, value in (("top_k", "10"), ("batch_size", "128"), ("epochs", "2")):
+        page.fill(f"#id_{field}", value)
+    if model_type == "multitask":
+        # Move the sliders with the keyboard, as a person would: one step is 0.1.
+        page.focus("#id_retrieval_weight")
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        page.focus("#id_ranking_weight")
+        for _ in range(3):
+            page.keyboard.press("ArrowLeft")
+        assert page.inner_text("output[for=id_retrieval_weight]") == "1.5"
+        assert page.inner_text("output[for=id_ranking_weight]") == "0.7"
+        _layers(page, "rating_head_layers", [8, 4])  # a head must end in 1: refused beside the field
+        shot(page, "model-config-form")
+        page.click("text=Save model config")
+        error = page.locator(".field-error[data-field=rating_head_layers]")
+        assert "1" in error.inner_text()
+        shot(page, "model-config-error")
+        _layers(page, "rating_head_layers", [8, 1])
+    else:
+        assert page.locator("#id_retrieval_weight").is_hidden() and page.locator("#id_rating_head_layers").is_hidden()
+        shot(page, "model-config-retrieval")
+    page.click("text=Save model config")
+    page.wait_for_url("**/model-configs/")
+
+
+def _start(page: Any, shot: Screens, model_config: str, name: str, *, show_problems: bool = False) -> int:
+    page.goto("/experiments/new/")
+    page.select_option("#id_dataset", index=1)
+    page.select_option("#id_feature_config", index=1)
+    page.select_option("#id_model_config", label=model_config)
+    page.fill("#id_name", name)
+    page.fill("#id_validation_fraction", "0.2")
+    if show_problems:  # a split that cannot work is explained before anything starts
+        page.select_option("#id_split_kind", "time")
+        page.fill("#id_split_cutoff", "next week")
+        page.click("button[value=validate]")
+        assert "is not a date or timestamp" in page.inner_text("#problems")
+        shot(page, "experiment-problems")
+        page.select_option("#id_split_kind", "random")
+        page.fill("#id_split_cutoff", "")
+    page.click("button[value=validate]")
+    page.wait_for_selector("#checks-passed")
+    shot(page, f"experiment-validated-{name}")
+    page.click("button[value=start]")
+    page.wait_for_url(re.compile(r".*/experiments/\d+/$"))
+    return int(re.search(r"/experiments/(\d+)/", page.url).group(1))
+
+
+def _rows(page: Any, experiment: int) -> list[str]:
+    return [
+        re.sub(r"\s+", " ", t).strip() for t in page.locator(f"#experiment-{experiment} .metric-row").all_inner_texts()
+    ]
+
+
+def _charts_drawn(page: Any, within: str) -> int:
+    """How many canvases under `within` hold a Chart.js chart with a drawn area; asserts there are some."""
+    count = page.evaluate(
+        """(within) => Array.from(document.querySelectorAll(within + ' canvas[data-chart]')).filter(
+               (c) => Chart.getChart(c) && c.width > 0 && c.height > 0).length""",
+        within,
+    )
+    total = page.locator(f"{within} canvas[data-chart]").count()
+    assert total and count == total, f"{count} of {total} charts drawn under {within}"
+    return count
+
+
+def test_a_person_trains_reads_and_compares_experiments(
+    browser: Any, live_server: Any, workers: Workers, transactions_csv: Path, screenshots: Path
+) -> None:
+    acme, hooli = make_tenant("Acme"), make_tenant("Hooli")
+    workers.start()  # warms up (Django, torch) while the person configures
+    shot = Screens(screenshots)
+    page = _sign_in(browser, live_server.url, acme, shot)
+    shot(page, "dashboard-empty")
+
+    dataset = _upload(page, shot, transactions_csv)
+    _feature_config(page, shot, dataset)
+    _model_config(page, shot, "multitask small", "multitask")
+    _model_config(page, shot, "retrieval small", "retrieval")
+    page.goto("/model-configs/")
+    shot(page, "model-configs")
+
+    multitask = _start(page, shot, "multitask small · multitask", "mt", show_problems=True)
+    shot(page, "experiment-detail-queued")
+    retrieval = _start(page, shot, "retrieval small · retrieval", "ret")
+
+    page.goto("/experiments/")
+    shot(page, "experiments-running")
+    # The cards refresh themselves (htmx polling) until the worker has finished both runs.
+    for experiment in (multitask, retrieval):
+        card = page.locator(f"#experiment-{experiment}")
+        card.and_(page.locator("[data-status=completed], [data-status=failed]")).wait_for(timeout=FINISH_SECONDS * 1000)
+        assert card.get_attribute("data-status") == "completed", card.inner_text() + workers.logs()
+    shot(page, "experiments-completed")
+    mt_rows, ret_rows = _rows(page, multitask), _rows(page, retrieval)
+    assert len(mt_rows) == 2 and len(ret_rows) == 1
+    recall = r"Retrieval: R@5 \d+\.\d% R@10 \d+\.\d% R@50 \d+\.\d% R@100 \d+\.\d%"
+    assert re.fullmatch(recall, mt_rows[0]) and re.fullmatch(recall, ret_rows[0]), (mt_rows, ret_rows)
+    assert re.fullmatch(r"Ranking: RMSE \d+\.\d{3} MAE \d+\.\d{3} Test RMSE \d+\.\d{3} Test MAE \d+\.\d{3}", mt_rows[1])
+
+    page.goto(f"/experiments/{multitask}/")
+    assert _charts_drawn(page, "#curves") == 5  # three losses, validation recall, validation errors
+    assert _charts_drawn(page, "#weights") == 6  # query, candidate, rating head: trend and histogram each
+    metrics = page.inner_text("#metrics").lower()
+    assert "popularity baseline" in metrics and "test rmse" in metrics
+    assert "retrieval 1.5 · ranking 0.7" in page.inner_text("#configuration")
+    assert page.locator("#deploy-panel").is_visible()
+    shot(page, "experiment-detail")
+
+    page.goto("/experiments/")
+    page.check(f"#experiment-{multitask} input[name=ids]")
+    page.check(f"#experiment-{retrieval} input[name=ids]")
+    page.click("text=Compare selected")
+    page.wait_for_selector("#comparison")
+    assert page.locator("tr[data-metric=recall_at_100] td.best").count() == 1
+    assert page.locator("tr[data-metric=test_rmse] td.best").count() == 1  # only the multitask run has one
+    assert _charts_drawn(page, "#compare-curves") >= 3
+    shot(page, "compare")
+
+    page.goto("/dashboard/")
+    page.click("[role=tab]:has-text('Retrieval')")
+    page.wait_for_selector("[data-leaderboard=retrieval]")
+    assert "ret" in page.inner_text("[data-leaderboard=retrieval]")
+    _charts_drawn(page, "#dashboard-panel")
+    shot(page, "dashboard-retrieval")
+    page.click("[role=tab]:has-text('Multitask')")
+    page.wait_for_selector("[data-leaderboard=multitask]")
+    shot(page, "dashboard-multitask")
+
+    other = _sign_in(browser, live_server.url, hooli)
+    for url in ("/experiments/", "/datasets/", "/feature-configs/", "/model-configs/", "/compare/", "/dashboard/"):
+        other.goto(url)
+        text = other.inner_text("main")
+        for name in ("orders", "ids and category", "multitask small", "retrieval small", "mt", "ret"):
+            assert not re.search(rf"\b{re.escape(name)}\b", text), (url, name)
+    other.goto("/experiments/")
+    shot(other, "other-organisation-experiments")
+    for url in (f"/experiments/{multitask}/", f"/datasets/{dataset}/", f"/compare/?ids={multitask}&ids={retrieval}"):
+        assert other.goto(url).status == 404, url

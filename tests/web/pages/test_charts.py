@@ -1,0 +1,85 @@
+"""Chart configurations from an experiment's history and weight statistics, and the card and summary shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tandem.web.experiments.models import Experiment, Status
+from tandem.web.pages import charts, queries
+from tests.web.pages.conftest import history, weight_stats
+
+
+def _experiment(model_type: str, pk: int = 1, **fields: Any) -> Experiment:
+    """An unsaved experiment with a two-epoch history of its type (no database needed)."""
+    retrieval, ranking = model_type != "ranking", model_type != "retrieval"
+    towers = ("query_tower", "candidate_tower", *(("rating_head",) if ranking else ()))
+    values = {"history": history(2, retrieval=retrieval, ranking=ranking), "weight_stats": weight_stats(2, towers)}
+    return Experiment(pk=pk, name=f"e{pk}", model_type=model_type, **{**values, **fields})
+
+
+def _keys(chart_list: list[dict]) -> list[str]:
+    return [c["key"] for c in chart_list]
+
+
+def test_each_task_gets_its_loss_and_a_multitask_model_its_total_too() -> None:
+    multitask = ["retrieval_loss", "ranking_loss", "loss", "val_recall", "val_errors"]
+    assert _keys(charts.training_curves(_experiment("multitask"))) == multitask
+    assert _keys(charts.training_curves(_experiment("retrieval"))) == ["retrieval_loss", "val_recall"]
+    assert _keys(charts.training_curves(_experiment("ranking"))) == ["ranking_loss", "val_errors"]
+
+
+def test_validation_recall_has_a_line_per_k_in_order_on_a_percent_axis() -> None:
+    chart = charts.training_curves(_experiment("retrieval"))[1]
+    assert [d["label"] for d in chart["data"]["datasets"]] == ["R@5", "R@10", "R@50", "R@100"]
+    assert chart["axes"]["percent"] and chart["data"]["labels"] == [1, 2]
+    assert chart["data"]["datasets"][0]["data"] == [0.035, 0.045]
+
+
+def test_weights_show_a_band_of_one_deviation_and_the_last_histogram() -> None:
+    towers = charts.weight_charts(_experiment("multitask"))
+    assert [t["title"] for t in towers] == ["Query tower (buyer)", "Candidate tower (product)", "Rating head"]
+    upper, lower, mean = towers[0]["trend"]["data"]["datasets"]
+    assert upper["data"] == pytest.approx([0.11, 0.11]) and lower["data"] == pytest.approx([-0.09, -0.09])
+    assert mean["data"] == [0.01, 0.01]
+    assert upper["fill"] == "+1" and lower["hideInLegend"]
+    histogram = towers[0]["histogram"]
+    assert histogram["type"] == "bar" and histogram["data"]["datasets"][0]["data"] == [1, 3, 4, 2]
+    assert histogram["data"]["labels"] == ["-0.225", "-0.075", "0.075", "0.225"]
+    assert len(charts.weight_charts(_experiment("retrieval"))) == 2
+
+
+def test_compared_curves_overlay_only_the_series_recorded() -> None:
+    overlaid = charts.compare_curves([_experiment("retrieval", 1), _experiment("ranking", 2)])
+    assert _keys(overlaid) == ["retrieval_loss", "ranking_loss", "loss", "val_recall_at_100", "val_rmse"]
+    assert [d["label"] for d in overlaid[2]["data"]["datasets"]] == ["#1 e1", "#2 e2"]
+    assert [d["label"] for d in overlaid[0]["data"]["datasets"]] == ["#1 e1"]
+
+
+def test_progress_counts_finished_epochs_and_the_current_ones_steps() -> None:
+    running = Experiment(status=Status.RUNNING, total_epochs=4, progress={"epoch": 3, "step": 1, "steps": 4})
+    assert queries.progress(running) == queries.Progress(56, "Epoch 3 of 4", False)
+    preparing = Experiment(status=Status.RUNNING, total_epochs=4, progress={})
+    assert queries.progress(preparing).label == "Preparing data" and queries.progress(preparing).indeterminate
+    assert queries.progress(Experiment(status=Status.PENDING)).label == "Queued, waiting for a worker"
+
+
+def test_cards_and_summaries_follow_the_model_type() -> None:
+    assert [r.task for r in queries.card_rows(_experiment("multitask"))] == ["Retrieval", "Ranking"]
+    assert [r.task for r in queries.card_rows(_experiment("retrieval"))] == ["Retrieval"]
+    assert [r.task for r in queries.card_rows(_experiment("ranking"))] == ["Ranking"]
+    e = _experiment("retrieval", recall_at_5=0.3, other_metrics={"popularity_recall_at_5": 0.1})
+    cell = queries.summary(e)[0].cells[0]
+    assert (cell.label, cell.value, cell.baseline) == ("Recall@5", 0.3, 0.1)
+    assert round(cell.lift, 6) == 3.0
+
+
+def test_the_comparison_marks_the_largest_recall_and_the_smallest_error() -> None:
+    a = _experiment("multitask", 1, recall_at_10=0.2, test_rmse=1.5)
+    b = _experiment("retrieval", 2, recall_at_10=0.4)
+    c = _experiment("ranking", 3, test_rmse=1.1)
+    rows = {r.task: r.cells for r in queries.comparison([a, b, c])}
+    assert list(rows) == ["Recall@10", "Test RMSE"]  # rows no experiment measured are left out
+    assert [c.best for c in rows["Recall@10"]] == [False, True, False]
+    assert [c.best for c in rows["Test RMSE"]] == [False, False, True]

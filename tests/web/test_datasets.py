@@ -1,0 +1,170 @@
+"""Datasets: upload, DuckDB profiles checked against pandas, refusals that leave nothing behind."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tandem.web.datasets.models import Dataset
+from tests.web.conftest import Tenant, upload_dataset
+
+pytestmark = pytest.mark.django_db
+
+
+def _media_files() -> list[Path]:
+    root = Path(settings.MEDIA_ROOT) / "datasets"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def _upload(tenant: Tenant, files: dict[str, tuple[str, bytes]], **fields: str):
+    data = {"name": "d", "buyer_id_column": "buyer", "product_id_column": "product", **fields}
+    uploads = {role: SimpleUploadedFile(name, content) for role, (name, content) in files.items()}
+    return tenant.client.post("/api/datasets", {**data, **uploads})
+
+
+def test_an_upload_is_profiled_like_pandas_sees_it(acme: Tenant, synthetic_files: dict[str, Path]) -> None:
+    """Row count, nulls, distinct counts, min/max/mean and top values agree with an independent pandas count."""
+    body = upload_dataset(acme, synthetic_files)
+    frame = pd.read_csv(synthetic_files["transactions"])
+    table = body["profile"]["transactions"]
+    assert table["rows"] == len(frame) == body["row_count"]
+    columns = {c["name"]: c for c in table["columns"]}
+    assert list(columns) == list(frame.columns)
+    rating = columns["rating"]
+    assert rating["type"] == "DOUBLE" and rating["nulls"] == 0
+    assert rating["distinct"] == frame["rating"].nunique()
+    assert (rating["min"], rating["max"]) == (frame["rating"].min(), frame["rating"].max())
+    assert rating["mean"] == pytest.approx(frame["rating"].mean())
+    counts = frame["rating"].value_counts()
+    assert rating["top"][0] == {"value": counts.index[0], "count": int(counts.iloc[0])}
+    assert columns["buyer"]["distinct"] == frame["buyer"].nunique() and columns["buyer"]["mean"] is None
+    assert body["profile"]["products"]["rows"] == 120 and body["files"] == {
+        "transactions": "transactions.csv",
+        "products": "products.parquet",
+    }
+    stored = Dataset.objects.get(pk=body["id"])
+    assert Path(stored.transactions_file.path).read_bytes() == synthetic_files["transactions"].read_bytes()
+
+
+def test_nulls_are_counted(acme: Tenant) -> None:
+    csv = b"buyer,product,qty\nb1,p1,1\nb2,,\nb3,p2,3\n"
+    response = _upload(acme, {"transactions": ("t.csv", csv)})
+    assert response.status_code == 201, response.content
+    columns = {c["name"]: c for c in response.json()["profile"]["transactions"]["columns"]}
+    assert columns["product"]["nulls"] == 1 and columns["qty"]["nulls"] == 1 and columns["qty"]["mean"] == 2.0
+
+
+def test_a_gzipped_csv_is_read(acme: Tenant) -> None:
+    response = _upload(acme, {"transactions": ("t.csv.gz", gzip.compress(b"buyer,product\nb1,p1\nb2,p2\n"))})
+    assert response.status_code == 201, response.content
+    assert response.json()["row_count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("t.csv", b"", "empty"),
+        ("t.csv", b"buyer,product\n", "no data rows"),
+        ("t.csv", b"buyer,product\n1,2\n3,4,5\n6\n", "number of fields"),
+        ("t.parquet", b"PAR1 this is not parquet", "cannot be read as parquet"),
+        ("t.parquet", b"buyer,product\n1,2\n", "cannot be read as parquet"),
+        ("t.xlsx", b"buyer,product\n1,2\n", "neither CSV"),
+        ("t.csv", bytes(range(256)) * 40, "cannot be read as csv"),
+        ("t.csv", b"buyer,product\nb1,p\xff\xfe\n", "cannot be read as csv"),
+    ],
+)
+def test_a_malformed_or_empty_file_is_refused_and_leaves_nothing(
+    acme: Tenant, name: str, content: bytes, fragment: str
+) -> None:
+    response = _upload(acme, {"transactions": (name, content)})
+    assert response.status_code == 422, response.content
+    errors = response.json()["errors"]
+    assert fragment in " ".join(errors["transactions"])
+    assert Dataset.objects.count() == 0
+    assert _media_files() == []
+
+
+def test_a_missing_column_choice_is_refused_after_reading_and_the_files_are_removed(
+    acme: Tenant, synthetic_files: dict[str, Path]
+) -> None:
+    """The columns are checked against the files' schema; the already-saved files are deleted on refusal."""
+    tx, pr = synthetic_files["transactions"].read_bytes(), synthetic_files["products"].read_bytes()
+    response = _upload(
+        acme,
+        {"transactions": ("t.csv", tx), "products": ("p.parquet", pr)},
+        buyer_id_column="customer",
+        timestamp_column="when",
+        products_key="sku",
+    )
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert set(errors) == {"buyer_id_column", "timestamp_column", "products_key"}
+    assert (
+        "No column “customer” in the transactions file (it has: buyer, product, rating, ts)"
+        in errors["buyer_id_column"][0]
+    )
+    assert Dataset.objects.count() == 0 and _media_files() == []
+
+
+def test_an_attribute_file_needs_its_key(acme: Tenant, synthetic_files: dict[str, Path]) -> None:
+    tx, pr = synthetic_files["transactions"].read_bytes(), synthetic_files["products"].read_bytes()
+    response = _upload(acme, {"transactions": ("t.csv", tx), "products": ("p.parquet", pr)})
+    assert response.status_code == 422 and "products_key" in response.json()["errors"]
+    assert _media_files() == []
+
+
+def test_filters_and_aggregation_are_checked_by_the_engine_and_against_the_columns(
+    acme: Tenant, synthetic_files: dict[str, Path]
+) -> None:
+    tx = synthetic_files["transactions"].read_bytes()
+    response = _upload(
+        acme,
+        {"transactions": ("t.csv", tx)},
+        filters='[{"column": "rating", "op": "between", "value": 1}]',
+        aggregate='[{"name": "total", "fn": "sum", "column": "price"}]',
+    )
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert "filters" in errors
+    ok = _upload(
+        acme,
+        {"transactions": ("t.csv", tx)},
+        aggregate='[{"name": "total", "fn": "sum", "column": "price"}]',
+    )
+    assert "no column “price”" in ok.json()["errors"]["aggregate"][0]
+    assert _media_files() == []
+
+
+def test_a_dataset_with_aggregation_offers_the_aggregates_as_columns(acme: Tenant, synthetic_files) -> None:
+    body = upload_dataset(acme, synthetic_files, aggregate='[{"name": "total", "fn": "sum", "column": "rating"}]')
+    dataset = Dataset.objects.get(pk=body["id"])
+    assert dataset.available_columns()["total"] == "DOUBLE" and dataset.is_numeric_column("total")
+    assert dataset.data_section()["aggregate"] == [{"name": "total", "fn": "sum", "column": "rating"}]
+
+
+def test_list_detail_update_and_delete(acme: Tenant, synthetic_files: dict[str, Path]) -> None:
+    body = upload_dataset(acme, synthetic_files)
+    listed = acme.client.get("/api/datasets").json()
+    assert listed["count"] == 1 and "profile" not in listed["items"][0]
+    patched = acme.patch(f"/api/datasets/{body['id']}", {"name": "renamed", "timestamp_column": ""})
+    assert patched.status_code == 200 and patched.json()["timestamp_column"] == ""
+    bad = acme.patch(f"/api/datasets/{body['id']}", {"product_id_column": "nope"})
+    assert bad.status_code == 422 and "product_id_column" in bad.json()["errors"]
+    assert _media_files()
+    assert acme.client.delete(f"/api/datasets/{body['id']}").status_code == 204
+    assert Dataset.objects.count() == 0 and _media_files() == []
+
+
+def test_a_dataset_in_use_cannot_change_columns_or_be_deleted(acme: Tenant, setup_experiment) -> None:
+    experiment = setup_experiment(acme)
+    dataset = experiment["dataset_id"]
+    assert acme.patch(f"/api/datasets/{dataset}", {"buyer_id_column": "product"}).status_code == 409
+    assert acme.patch(f"/api/datasets/{dataset}", {"description": "fine"}).status_code == 200
+    response = acme.client.delete(f"/api/datasets/{dataset}")
+    assert response.status_code == 409 and response.json()["code"] == "in_use"
+    assert _media_files()
