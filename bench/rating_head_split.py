@@ -73,16 +73,23 @@ def main() -> None:
         for g, p in zip(grads, model.parameters(), strict=True)
     )
     loss_gap = abs(float(current() - split())) / abs(float(current()))
-    t_current, t_split = [], []
-    for _ in range(args.reps):  # interleaved, so both see the same machine load
+    head_input = torch.randn(len(order), model.rating_head[0].in_features, requires_grad=True)
+
+    def head_only() -> torch.Tensor:  # the floor of the current form: the head's own forward and backward
+        return model.rating_head(head_input).sum()
+
+    t_current, t_split, t_head = [], [], []
+    for _ in range(args.reps):  # interleaved, so all see the same machine load
         t_current += timed(step(current), 1, warmup=0)
         t_split += timed(step(split), 1, warmup=0)
+        t_head += timed(step(head_only), 1, warmup=0)
     print(f"# rating_head_split: {machine_line()}")
     print(
         f"batch {len(order)}: {len(batch.query_index.unique())} distinct queries, {len(batch.candidate_counts)} products"
     )
     print(f"  step as the engine does it     {spread(t_current)}")
     print(f"  first head layer on distinct   {spread(t_split)}")
+    print(f"  rating head alone (B × 64 in)  {spread(t_head)}")
     print(f"  speed-up                       {median(t_current) / median(t_split):.2f}×")
     print(f"  relative gaps                  loss {loss_gap:.1e}, gradients {gap:.1e}")
 

@@ -32,12 +32,17 @@ def _operations() -> list[tuple[str, str]]:
 
 @pytest.fixture
 def acme_records(acme: Tenant, setup_experiment) -> dict[str, int]:
+    from tandem.web.deployments.models import Deployment
+
     experiment = setup_experiment(acme)
+    deployment = Deployment.objects.create(organisation=acme.organisation, experiment_id=experiment["id"],
+                                           bundle="/nowhere", host="127.0.0.1", port=1, status="stopped")  # fmt: skip
     return {
         "dataset": experiment["dataset_id"],
         "feature-configs": experiment["feature_config_id"],
         "model-configs": experiment["model_config_id"],
         "experiment": experiment["id"],
+        "deployment": deployment.pk,
     }
 
 
@@ -46,6 +51,8 @@ def _fill(path: str, ids: dict[str, int]) -> str:
         return path.replace("{dataset_id}", str(ids["dataset"]))
     if "{experiment_id}" in path:
         return path.replace("{experiment_id}", str(ids["experiment"]))
+    if "{deployment_id}" in path:
+        return path.replace("{deployment_id}", str(ids["deployment"])).replace("{endpoint}", "retrieve")
     kind = path.split("/")[2]
     return path.replace("{config_id}", str(ids[kind]))
 
@@ -82,7 +89,13 @@ def test_lists_show_only_the_callers_records(acme: Tenant, globex: Tenant, acme_
     paths = [
         p for m, p in _operations() if m == "get" and "{" not in p and p not in ("/api/me", "/api/experiments/compare")
     ]
-    assert set(paths) == {"/api/datasets", "/api/feature-configs", "/api/model-configs", "/api/experiments"}
+    assert set(paths) == {
+        "/api/datasets",
+        "/api/feature-configs",
+        "/api/model-configs",
+        "/api/experiments",
+        "/api/deployments",
+    }
     for path in paths:
         assert globex.client.get(path).json() == {"items": [], "count": 0}, path
         assert acme.client.get(path).json()["count"] == 1, path

@@ -105,7 +105,8 @@ def test_two_workers_run_two_experiments_at_once_and_cancel_stops_them(
 
     def both_running() -> list[dict] | None:
         bodies = [api.experiment(e["id"]) for e in (first, second)]
-        return bodies if all(b["status"] == "running" and b["current_epoch"] >= 1 for b in bodies) else None
+        # current_epoch is the epoch in progress; history holds the epochs that have ended.
+        return bodies if all(b["status"] == "running" and b["history"] for b in bodies) else None
 
     running = wait_for(both_running, 120, "both experiments to be training at once")
     assert running[0]["worker"] != running[1]["worker"]

@@ -203,6 +203,20 @@ class Hashing(Transform):
         return hashed[codes]
 
 
+def _numbers(values: np.ndarray, name: str, log: bool) -> np.ndarray:
+    """Values as floats (unparseable → NaN), as log1p of their non-negative part when `log`."""
+    x = _as_float(values, name)
+    return np.log1p(np.clip(x, 0, None)) if log else x
+
+
+def _mean_and_scale(x: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of the finite values; a scale of 1 where they do not vary."""
+    x = x[np.isfinite(x)]
+    mean = float(x.mean()) if len(x) else 0.0
+    std = float(x.std()) if len(x) else 0.0
+    return mean, (std if std > 0 else 1.0)
+
+
 class Standardize(Transform):
     """A number standardised with the training mean and deviation (of log1p when `log`); missing → 0."""
 
@@ -216,19 +230,11 @@ class Standardize(Transform):
         super().__init__(name)
         self.log = log
 
-    def _prepare(self, values: np.ndarray) -> np.ndarray:
-        x = _as_float(values, self.name)
-        return np.log1p(np.clip(x, 0, None)) if self.log else x
-
     def _fit(self, values: np.ndarray) -> None:
-        x = self._prepare(values)
-        x = x[np.isfinite(x)]
-        self.mean_ = float(x.mean()) if len(x) else 0.0
-        std = float(x.std()) if len(x) else 0.0
-        self.scale_ = std if std > 0 else 1.0
+        self.mean_, self.scale_ = _mean_and_scale(_numbers(values, self.name, self.log))
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
-        z = (self._prepare(values) - self.mean_) / self.scale_
+        z = (_numbers(values, self.name, self.log) - self.mean_) / self.scale_
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32).reshape(-1, 1)
 
 
@@ -245,12 +251,8 @@ class Bucketize(Transform):
         self.num_buckets = num_buckets
         self.log = log
 
-    def _prepare(self, values: np.ndarray) -> np.ndarray:
-        x = _as_float(values, self.name)
-        return np.log1p(np.clip(x, 0, None)) if self.log else x
-
     def _fit(self, values: np.ndarray) -> None:
-        x = self._prepare(values)
+        x = _numbers(values, self.name, self.log)
         x = x[np.isfinite(x)]
         qs = np.quantile(x, np.linspace(0, 1, self.num_buckets + 1)[1:-1]) if len(x) else np.array([])
         self.boundaries_ = np.unique(qs).tolist()
@@ -260,7 +262,7 @@ class Bucketize(Transform):
         return len(self.boundaries_) + 2
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
-        x = self._prepare(values)
+        x = _numbers(values, self.name, self.log)
         idx = np.searchsorted(np.asarray(self.boundaries_, dtype=np.float64), x, side="right") + 1
         idx[~np.isfinite(x)] = 0
         return idx.astype(np.int64)
@@ -335,11 +337,7 @@ class TimeFeatures(Transform):
         return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
 
     def _fit(self, values: np.ndarray) -> None:
-        s = self._seconds(values)
-        s = s[np.isfinite(s)]
-        self.mean_ = float(s.mean()) if len(s) else 0.0
-        std = float(s.std()) if len(s) else 0.0
-        self.scale_ = std if std > 0 else 1.0
+        self.mean_, self.scale_ = _mean_and_scale(self._seconds(values))
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
         s = self._seconds(values)

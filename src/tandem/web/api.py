@@ -116,6 +116,7 @@ def _mount() -> None:
     api.add_router("/datasets", datasets_router)
     api.add_router("/", configs_router)
     api.add_router("/experiments", experiments_router)
+    api.add_router("/deployments", "tandem.web.deployments.api.router")
 
 
 _mount()

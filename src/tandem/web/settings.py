@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "tandem.web.datasets",
     "tandem.web.configs",
     "tandem.web.experiments",
+    "tandem.web.deployments",
     "tandem.web.pages",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -93,7 +94,7 @@ WSGI_APPLICATION = "tandem.web.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -120,8 +121,8 @@ STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("TANDEM_MEDIA_ROOT") or DATA_DIR / "media").resolve()
 
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_URL = "pages:login"
+LOGIN_REDIRECT_URL = "pages:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 # Uploads above this size are refused before DuckDB reads them.

@@ -1,16 +1,20 @@
-"""URLs: the API under /api/, the admin, sign-in, and a home page (the pages of a later issue mount here)."""
+"""URLs: the pages at the root, the API under /api/, and the admin."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
-from tandem.web import views
 from tandem.web.api import api
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", RedirectView.as_view(pattern_name="pages:dashboard"), name="home"),
+    # Django's default sign-in address, kept for links and scripts that expect it.
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(template_name="pages/login.html", next_page="pages:dashboard"),
+        name="login",
+    ),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("", include("tandem.web.pages.urls")),

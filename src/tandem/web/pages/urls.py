@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from tandem.web.deployments import views as deployment_views
 from tandem.web.pages import views
 
 app_name = "pages"
@@ -32,5 +33,9 @@ urlpatterns = [
     path("experiments/<int:pk>/live/", views.experiment_live, name="experiment_live"),
     path("experiments/<int:pk>/cancel/", views.experiment_cancel, name="experiment_cancel"),
     path("experiments/<int:pk>/rerun/", views.experiment_rerun, name="experiment_rerun"),
+    path("experiments/<int:pk>/deployment/", deployment_views.deployment_panel, name="deployment"),
+    path("experiments/<int:pk>/deploy/", deployment_views.deploy, name="deploy"),
+    path("experiments/<int:pk>/deployment/stop/", deployment_views.stop, name="deployment_stop"),
+    path("experiments/<int:pk>/try/", deployment_views.try_it, name="try_it"),
     path("compare/", views.compare, name="compare"),
 ]

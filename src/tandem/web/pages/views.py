@@ -25,6 +25,7 @@ from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets import services as dataset_services
 from tandem.web.datasets.forms import DatasetUpdateForm
 from tandem.web.datasets.models import Dataset
+from tandem.web.deployments.panel import panel as deployment_panel
 from tandem.web.errors import Conflict
 from tandem.web.experiments import services as experiment_services
 from tandem.web.experiments.models import Experiment, Status
@@ -258,6 +259,7 @@ def experiment_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpRespon
         "curves": charts.training_curves(experiment),
         "weights": charts.weight_charts(experiment),
         "mlflow_url": queries.mlflow_run_url(experiment),
+        "deploy": deployment_panel(experiment),
     }
     return render(request, "pages/experiment_detail.html", context)
 
