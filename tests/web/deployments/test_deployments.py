@@ -24,7 +24,7 @@ from tandem.web.deployments.forms import TryForm
 from tandem.web.deployments.models import Deployment, Status
 from tandem.web.experiments.models import Experiment
 from tests.web.conftest import Tenant, wait_for
-from tests.web.deployments.conftest import Servers, is_model_server
+from tests.web.deployments.conftest import Servers
 
 pytestmark = pytest.mark.timeout(120)
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -35,6 +35,18 @@ def _health(deployment: Deployment) -> dict[str, Any]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"{deployment.url}/v1/health", timeout=5) as response:
         return json.loads(response.read())
+
+
+def _listening_on(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp and tcp6 write them) with a socket listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
 
 
 def _gone(pid: int) -> bool:
@@ -63,11 +75,10 @@ def test_deploy_serves_the_bundle_and_try_it_answers_as_the_in_process_recommend
     response = page.post(f"/experiments/{experiment.pk}/deploy/", **HX)
     assert response.status_code == 200 and 'data-deployment="running"' in response.content.decode()
     deployment = Deployment.objects.get(experiment=experiment)
-    pid = servers.add(deployment.pid)
+    servers.add(deployment.pid)
     assert deployment.status == Status.RUNNING and deployment.organisation == acme.organisation
     assert deployment.host == "127.0.0.1"
-    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert arguments[arguments.index(b"--host") + 1] == b"127.0.0.1"
+    assert _listening_on(deployment.port) == {"0100007F"}  # 127.0.0.1 only, no IPv6 or wildcard address
     assert _health(deployment) == {
         "status": "ok",
         "model_type": "multitask",
@@ -132,9 +143,13 @@ def test_a_second_deploy_reuses_the_live_server_and_stop_or_deletion_ends_the_pr
 
     # A server that died is reported failed, and the next deploy starts a new one.
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not is_model_server(pid), 10, "the killed server to exit")
-    failed = acme.client.get(f"/api/deployments/{first.json()['id']}").json()
-    assert failed["status"] == "failed" and "exited" in failed["error"] and _gone(pid)
+
+    def reported_failed() -> dict[str, Any] | None:
+        body = acme.client.get(f"/api/deployments/{first.json()['id']}").json()
+        return body if body["status"] == "failed" else None
+
+    failed = wait_for(reported_failed, 10, "the killed server to be reported failed")
+    assert "The model server exited." in failed["error"] and _gone(pid)
     second = acme.post("/api/deployments", {"experiment": experiment.pk}).json()
     assert second["status"] == "running" and second["id"] != first.json()["id"]
     pid = servers.add(second["pid"])
