@@ -5,6 +5,7 @@ organisation sees none of it. A screenshot of each page is saved under test-outp
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -181,12 +182,17 @@ def _rows(page: Any, experiment: int) -> list[str]:
 
 
 def _charts_drawn(page: Any, within: str) -> int:
-    """How many canvases under `within` hold a Chart.js chart with a drawn area; asserts there are some."""
-    count = page.evaluate(
-        """(within) => Array.from(document.querySelectorAll(within + ' canvas[data-chart]')).filter(
-               (c) => Chart.getChart(c) && c.width > 0 && c.height > 0).length""",
-        within,
-    )
+    """How many canvases under `within` hold a Chart.js chart with a drawn area; asserts there are some.
+
+    Charts are drawn after htmx settles a swapped panel, so this waits (a few seconds at most) for them first.
+    """
+    drawn = """(within) => Array.from(document.querySelectorAll(within + ' canvas[data-chart]')).filter(
+               (c) => Chart.getChart(c) && c.width > 0 && c.height > 0).length"""
+    all_drawn = f"""(within) => {{ const n = document.querySelectorAll(within + ' canvas[data-chart]').length;
+               return n > 0 && ({drawn})(within) === n; }}"""
+    with contextlib.suppress(Exception):  # Playwright's timeout: the assertion below says what is missing
+        page.wait_for_function(all_drawn, arg=within, timeout=10_000)
+    count = page.evaluate(drawn, within)
     total = page.locator(f"{within} canvas[data-chart]").count()
     assert total and count == total, f"{count} of {total} charts drawn under {within}"
     return count
