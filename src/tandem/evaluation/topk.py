@@ -42,6 +42,17 @@ def _block_rows(n_candidates: int, block_elements: int) -> int:
     return max(1, block_elements // max(1, n_candidates))
 
 
+def _chunk_columns(n_candidates: int, dim: int) -> int:
+    """Width of the candidate chunks: at most CANDIDATE_CHUNK_ELEMENTS values, and chunks of equal width
+    (rounded up to 16 columns) so that padding the last one costs little. A chunk never holds more than a
+    row of the whole catalog, which the row-blocked form holds at least."""
+    widest = max(1, CANDIDATE_CHUNK_ELEMENTS // max(1, dim))
+    if widest >= n_candidates:
+        return n_candidates
+    n_chunks = -(-n_candidates // widest)
+    return min(widest, -(-n_candidates // n_chunks // 16 + 1) * 16) if widest >= 16 else widest
+
+
 def _score_buffer(queries: torch.Tensor, candidates: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
     """One [rows, columns] buffer that every block's scores are written into."""
     dtype = torch.result_type(queries, candidates)
@@ -87,7 +98,7 @@ def true_ranks(
         return ranks
     order = np.argsort(query_of, kind="stable")
     sorted_queries = query_of[order]
-    columns = min(n_candidates, block_elements, max(1, CANDIDATE_CHUNK_ELEMENTS // max(1, candidates.shape[1])))
+    columns = _chunk_columns(n_candidates, candidates.shape[1])
     busy = len(query_of) >= SORT_WHEN_INTERACTIONS_PER_QUERY * len(np.unique(sorted_queries))
     if columns < n_candidates and not busy:
         rows = max(1, min(MAX_BLOCK_ROWS, block_elements // columns))

@@ -275,32 +275,32 @@ def experiment_live(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse
     return render(request, "pages/partials/experiment_live.html", {"e": experiment})
 
 
+def _experiment_action(
+    request: HttpRequest, actor: Actor, pk: int, action: Callable[[Experiment], object], done: str
+) -> HttpResponse:
+    """Apply a service action to one of the organisation's experiments; a refusal becomes a message."""
+    experiment = queries.owned(Experiment, actor.organisation, pk)
+    try:
+        action(experiment)
+    except Conflict as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, done)
+    return redirect("pages:experiment", pk=pk)
+
+
 @require_POST
 @org_required
 def experiment_cancel(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
     """Cancel a pending or running experiment."""
-    experiment = queries.owned(Experiment, actor.organisation, pk)
-    try:
-        experiment_services.cancel(experiment)
-    except Conflict as e:
-        messages.error(request, e.message)
-    else:
-        messages.success(request, "Experiment cancelled.")
-    return redirect("pages:experiment", pk=pk)
+    return _experiment_action(request, actor, pk, experiment_services.cancel, "Experiment cancelled.")
 
 
 @require_POST
 @org_required
 def experiment_rerun(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
     """Run a failed or cancelled experiment again."""
-    experiment = queries.owned(Experiment, actor.organisation, pk)
-    try:
-        experiment_services.rerun(experiment)
-    except Conflict as e:
-        messages.error(request, e.message)
-    else:
-        messages.success(request, "Experiment queued again.")
-    return redirect("pages:experiment", pk=pk)
+    return _experiment_action(request, actor, pk, experiment_services.rerun, "Experiment queued again.")
 
 
 # ------------------------------------------------------------------------------------------------ compare
