@@ -7,12 +7,14 @@ in the same run so the ratio survives a noisy machine. Embeddings are random (se
 test interaction with a random true candidate (or --interactions-per-query of them).
 
 For each catalog size and block size it prints seconds and queries/s of the bare product, true_ranks and
-top_k (k=100), and each one's ratio to the bare product (median of the per-repeat ratios). With --baseline
-it also times the committed version of topk.py (git HEAD) for a before/after in the same run.
+top_k (k=100), and each one's ratio to the bare product (median of the per-repeat ratios). With --baseline REV
+it also times topk.py as committed at git revision REV, for a before/after in the same run (b54dc33 is the
+version before the changes this benchmark led to). The "2-D" line is the product blocked over candidates
+too, a lower floor than the row-blocked product for large catalogs.
 
     .venv/bin/python bench/eval_bench.py                       # 20K queries × 10K, 100K, 1M candidates
     .venv/bin/python bench/eval_bench.py --quick               # 2K queries, a minute
-    .venv/bin/python bench/eval_bench.py --candidates 100000 --blocks 18,20,22,24 --baseline
+    .venv/bin/python bench/eval_bench.py --candidates 100000 --blocks 18,20,22,24 --baseline b54dc33
 """
 
 from __future__ import annotations
@@ -34,17 +36,18 @@ from _common import OUT, REPO, machine_line
 from tandem.evaluation import topk
 
 
-def committed_topk() -> ModuleType | None:
-    """topk.py as committed at git HEAD, loaded as a module (None when git cannot show it)."""
-    try:
-        source = subprocess.run(
-            ["git", "show", "HEAD:src/tandem/evaluation/topk.py"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    path = OUT / "topk_head.py"
+def committed_topk(revision: str) -> ModuleType:
+    """topk.py as committed at a git revision, loaded as a module."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/tandem/evaluation/topk.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = OUT / f"topk_{revision}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("topk_head", path)
+    spec = importlib.util.spec_from_file_location(f"topk_{revision}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -95,7 +98,7 @@ def main() -> None:
     parser.add_argument("--blocks", default="20,22,24", help="block_elements to try, as powers of two")
     parser.add_argument("--reps", type=int, default=3, help="repeats (fewer when one repeat takes over 60 s)")
     parser.add_argument("--interactions-per-query", type=int, default=1)
-    parser.add_argument("--baseline", action="store_true", help="also time topk.py as committed (git HEAD)")
+    parser.add_argument("--baseline", metavar="REV", help="also time topk.py as of this git revision (e.g. b54dc33)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="2K queries, 10K and 100K candidates, 1 repeat")
     args = parser.parse_args()
@@ -104,7 +107,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    baseline = committed_topk() if args.baseline else None
+    baseline = committed_topk(args.baseline) if args.baseline else None
     print(f"# eval_bench: {machine_line()}")
     print(
         f"# {args.queries:,} queries, dim {args.dim}, {args.interactions_per_query} interaction(s) per query, "
@@ -133,8 +136,8 @@ def main() -> None:
                 f"top_k (k={args.k})": partial(topk.top_k, queries, candidates, args.k, block_elements=block),
             }
             if baseline is not None:
-                fns["true_ranks (HEAD)"] = partial(baseline.true_ranks, *ranks_args, block_elements=block)
-                fns[f"top_k (HEAD, k={args.k})"] = partial(
+                fns[f"true_ranks ({args.baseline})"] = partial(baseline.true_ranks, *ranks_args, block_elements=block)
+                fns[f"top_k ({args.baseline})"] = partial(
                     baseline.top_k, queries, candidates, args.k, block_elements=block
                 )
             fns["bare product"]()  # warm-up: first-touch of the candidates, thread pool start

@@ -49,8 +49,8 @@ def _chunk_columns(n_candidates: int, dim: int) -> int:
     widest = max(1, CANDIDATE_CHUNK_ELEMENTS // max(1, dim))
     if widest >= n_candidates:
         return n_candidates
-    n_chunks = -(-n_candidates // widest)
-    return min(widest, -(-n_candidates // n_chunks // 16 + 1) * 16) if widest >= 16 else widest
+    per_chunk = -(-n_candidates // -(-n_candidates // widest))  # ceil(n / number of chunks)
+    return min(widest, -(-per_chunk // 16) * 16)
 
 
 def _score_buffer(queries: torch.Tensor, candidates: torch.Tensor, rows: int, columns: int) -> torch.Tensor:

@@ -255,6 +255,8 @@ def test_a_person_trains_reads_and_compares_experiments(
     page.click("[role=tab]:has-text('Retrieval')")
     page.wait_for_selector("[data-leaderboard=retrieval]")
     assert "ret" in page.inner_text("[data-leaderboard=retrieval]")
+    # The tab's address is pushed to the history; opened from there, the panel draws its chart.
+    page.goto("/dashboard/?type=retrieval")
     _charts_drawn(page, "#dashboard-panel")
     shot(page, "dashboard-retrieval")
     page.click("[role=tab]:has-text('Multitask')")

@@ -217,5 +217,7 @@
     document.body.addEventListener("htmx:load", (event) => {
       if (event.detail.elt !== document.body) wire(event.detail.elt);
     });
+    // Charts need their canvas laid out: draw any still undrawn once a swapped panel has settled.
+    document.body.addEventListener("htmx:afterSettle", (event) => renderCharts(event.detail.elt));
   });
 })();
