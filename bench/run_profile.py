@@ -6,11 +6,13 @@ script prints
   1. the import cost of each library the CLI pulls in (`python -X importtime`, in a fresh process);
   2. the phases of one run in this process, timed from process start (the same calls `tandem train` makes);
   3. with --env-study, the whole CLI run under OpenMP settings, alternated round by round: libgomp's default
-     (waiting threads spin 300,000 times before sleeping), OMP_WAIT_POLICY=PASSIVE (the CLI's default since
-     this benchmark), a shorter spin, and one thread. On 2 shared cores, spinning OpenMP threads lose badly.
+     (waiting threads spin 300,000 times before sleeping), OMP_WAIT_POLICY=PASSIVE, a short spin (the CLI's
+     default since this benchmark), and one thread. --burners N adds N busy-looping processes for the study,
+     a reproducible stand-in for the other work on a shared machine, where spinning OpenMP threads lose badly.
 
     .venv/bin/python bench/run_profile.py
     .venv/bin/python bench/run_profile.py --env-study --rounds 5
+    .venv/bin/python bench/run_profile.py --env-study --rounds 5 --burners 1 --skip-phases
 """
 
 from __future__ import annotations
@@ -117,24 +119,38 @@ def env_study(rounds: int) -> None:
         print(f"  {name:<24} to metrics {m:6.2f} s ({base / m:.2f}×)   training {t:6.2f} s ({base_training / t:.2f}×)")
 
 
+def start_burners(n: int) -> list[subprocess.Popen]:
+    """n processes that each keep one core busy until stopped."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-study", action="store_true", help="alternate whole runs under OpenMP settings")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--burners", type=int, default=0, help="busy-looping processes during the study")
+    parser.add_argument("--skip-phases", action="store_true", help="only the OpenMP study")
     args = parser.parse_args()
     print(f"# run_profile: load average {load_average()}, OMP env: "
           f"{ {k: v for k, v in os.environ.items() if k.startswith(('OMP_', 'GOMP_'))} }")  # fmt: skip
-    print("\n## Phases of one run in this process (seconds since process start)")
-    previous = 0.0
-    for name, at in phases():
-        print(f"  {name:<60} {at - previous:6.2f} {at:7.2f}")
-        previous = at
-    print("\n## Import cost (ms, cumulative; nested imports are counted under whoever imports them first)")
-    for name, ms, level in import_costs("import tandem.cli, tandem.run"):
-        print(f"  {'  ' * level}{name:<{40 - 2 * level}} {ms:8.0f}")
+    if not args.skip_phases:
+        print("\n## Phases of one run in this process (seconds since process start)")
+        previous = 0.0
+        for name, at in phases():
+            print(f"  {name:<60} {at - previous:6.2f} {at:7.2f}")
+            previous = at
+        print("\n## Import cost (ms, cumulative; nested imports are counted under whoever imports them first)")
+        for name, ms, level in import_costs("import tandem.cli, tandem.run"):
+            print(f"  {'  ' * level}{name:<{40 - 2 * level}} {ms:8.0f}")
     if args.env_study:
-        print("\n## OpenMP settings, whole CLI runs alternated")
-        env_study(args.rounds)
+        print(f"\n## OpenMP settings, whole CLI runs alternated, {args.burners} busy-looping process(es) beside")
+        burners = start_burners(args.burners)
+        try:
+            env_study(args.rounds)
+        finally:
+            for b in burners:
+                b.kill()
+                b.wait()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ Speed (bench/eval_bench.py measures it against the bare blocked matrix product):
   to the product itself;
 - comparisons turn scores into 1.0/0.0 in place and sum them with a matrix–vector product, several times
   faster than summing booleans, and without copying rows when each query has one interaction;
-- for catalogs larger than one chunk of candidates (CANDIDATE_CHUNK_ELEMENTS), true_ranks also blocks the
-  candidates, so a chunk of candidate embeddings stays in cache while a whole block of queries is scored
-  against it, instead of the whole catalog being streamed from memory once per few query rows;
+- for catalogs too large to stay in cache (CHUNK_CATALOGS_ABOVE), true_ranks also blocks the candidates, so
+  a chunk of candidate embeddings stays in cache while a whole block of queries is scored against it,
+  instead of the whole catalog being streamed from memory once per few query rows;
 - top-k first keeps the k best groups of candidates (by each group's maximum), so torch.topk only sees a
   small part of each long row.
 """
@@ -29,8 +29,10 @@ SORT_WHEN_INTERACTIONS_PER_QUERY = 128
 # Scores compared in one operation (16 MiB of float32, within the last-level cache): fewer, larger
 # operations keep thread hand-offs rare on a busy machine.
 COMPARE_ELEMENTS = 1 << 22
-# Candidate embedding values scored per chunk (512 KiB of float32, about half an L2 cache), and the most
-# query rows scored against one chunk: a [512, 4096] score block at dimension 32.
+# Catalogs with more embedding values than this (8 MiB of float32) no longer stay in cache between query
+# blocks, and true_ranks scores them a chunk at a time: at most CANDIDATE_CHUNK_ELEMENTS values per chunk
+# (512 KiB, half an L2 cache) against at most MAX_BLOCK_ROWS queries (a [512, 4096] block at dimension 32).
+CHUNK_CATALOGS_ABOVE = 1 << 21
 CANDIDATE_CHUNK_ELEMENTS = 1 << 17
 MAX_BLOCK_ROWS = 512
 # Rows of at least this many times k candidates take the grouped top-k path; shorter rows use torch.topk.
@@ -100,7 +102,7 @@ def true_ranks(
     sorted_queries = query_of[order]
     columns = _chunk_columns(n_candidates, candidates.shape[1])
     busy = len(query_of) >= SORT_WHEN_INTERACTIONS_PER_QUERY * len(np.unique(sorted_queries))
-    if columns < n_candidates and not busy:
+    if columns < n_candidates and candidates.numel() > CHUNK_CATALOGS_ABOVE and not busy:
         rows = max(1, min(MAX_BLOCK_ROWS, block_elements // columns))
         count = _ChunkedCounter(queries, candidates, columns, rows)
     else:
@@ -162,14 +164,16 @@ class _ChunkedCounter:
         return ranks
 
     def _true_scores(self, block: torch.Tensor, local: np.ndarray, items: np.ndarray) -> torch.Tensor:
-        """Each interaction's true score from a [rows, columns] product of the block with its true items."""
+        """Each interaction's true score from a product of the block with its true items (padded to a
+        multiple of 64 columns: narrower products may be computed another way and differ in the last bit)."""
         unique, position = np.unique(items, return_inverse=True)
         out = torch.empty(len(items), dtype=self.buffer.dtype, device=self.buffer.device)
-        scores = self.buffer[: block.shape[0]]
         for first in range(0, len(unique), self.columns):
             group = unique[first : first + self.columns]
-            chosen = self.candidates_t.new_zeros((self.candidates_t.shape[0], self.columns))
+            width = min(self.columns, -(-len(group) // 64) * 64)
+            chosen = self.candidates_t.new_zeros((self.candidates_t.shape[0], width))
             chosen[:, : len(group)] = self.candidates[torch.from_numpy(group).to(self.candidates.device)].T
+            scores = self.buffer[: block.shape[0], :width]
             torch.mm(block, chosen, out=scores)
             mine = np.flatnonzero((position >= first) & (position < first + self.columns))
             index = (torch.from_numpy(local[mine]), torch.from_numpy(position[mine] - first))
