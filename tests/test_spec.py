@@ -68,7 +68,7 @@ def test_negative_loss_weights_are_reported():
     """A negative loss weight is an error at that weight's path."""
     problems = _problems(_raw(model={"retrieval_weight": -0.5, "ranking_weight": -1}))
     assert set(problems) == {"model.retrieval_weight", "model.ranking_weight"}
-    assert "≥ 0" in problems["model.retrieval_weight"]
+    assert "greater than or equal to 0" in problems["model.retrieval_weight"]
 
 
 def test_non_finite_loss_weight_is_reported():
@@ -89,7 +89,7 @@ def test_all_schema_problems_are_reported_at_once():
     assert set(problems) == {
         "model.type",
         "model.retrieval_weight",
-        "model.rating_head_layers",
+        "model.rating_head_layers.1",
         "training.batch_size",
         "training.optimizer",
         "evaluation.ks",
@@ -413,5 +413,38 @@ def test_spec_error_message_lists_every_problem_with_its_path():
 def test_assignments_are_validated():
     """Setting a field after parsing re-runs its validation."""
     spec = parse_spec(_raw())
-    with pytest.raises(ValueError, match="loss weight"):
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
         spec.model.ranking_weight = -1.0
+
+
+def test_a_field_error_and_a_cross_field_error_come_back_together():
+    """A bad field in one section does not hide a cross-field rule of another section that parsed."""
+    problems = _problems(_raw(model={"rating_head_layers": [8, 4]}, training={"epochs": 0}))
+    assert set(problems) == {"model.rating_head_layers", "training.epochs"}
+    assert "must end in 1" in problems["model.rating_head_layers"]
+
+
+def test_a_section_checked_alone_runs_only_its_own_rules():
+    """check_sections runs the rules whose sections were given, and none that need another section."""
+    from tandem.spec import ModelSpec, check_sections
+
+    assert isinstance(check_sections({"model": {}, "training": {}})["model"], ModelSpec)
+    with pytest.raises(SpecError) as info:
+        check_sections({"model": {"type": "multitask", "retrieval_weight": 0, "ranking_weight": 0}, "nonsense": {}})
+    assert [p.path for p in info.value.problems] == ["nonsense", "model.retrieval_weight"]
+
+
+def test_the_old_top_k_key_loads_as_the_candidate_pool():
+    """`model.top_k` of older specs becomes `model.index.candidate_pool`; giving both is an error."""
+    assert parse_spec(_raw(model={"top_k": 7})).model.index.candidate_pool == 7
+    problems = _problems(_raw(model={"top_k": 7, "index": {"candidate_pool": 8}}))
+    assert "old name" in problems["model"]
+
+
+def test_problem_parts_split_a_spec_path_and_keep_other_paths_whole():
+    """A problem's path as keys and indexes; a file path or an option stays one part."""
+    from tandem.errors import Problem
+
+    assert Problem("features.buyer.0.column", "x").parts == ("features", "buyer", 0, "column")
+    assert Problem("runs/spec.yaml", "x").parts == ("runs/spec.yaml",)
+    assert Problem("--set", "x").parts == ("--set",)

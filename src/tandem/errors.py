@@ -12,6 +12,17 @@ class Problem:
     path: str
     message: str
 
+    @property
+    def parts(self) -> tuple[str | int, ...]:
+        """The path as keys and list indexes: "features.buyer.0.column" → ("features", "buyer", 0, "column").
+
+        A path that is not a dotted spec path (a file name, "--set") is one part.
+        """
+        parts = self.path.split(".")
+        if "/" in self.path or not all(p.isidentifier() or p.isdigit() for p in parts):
+            return (self.path,)
+        return tuple(int(p) if p.isdigit() else p for p in parts)
+
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
 

@@ -13,6 +13,7 @@ import torch
 from tandem.data.prepare import Interactions, load_interactions
 from tandem.errors import Problem, SpecError
 from tandem.evaluation.evaluate import evaluate_split
+from tandem.experiment_rules import DataFacts, check_experiment
 from tandem.export.artifacts import TrainedModel
 from tandem.export.bundle import export_bundle
 from tandem.models.two_tower import TwoTowerModel
@@ -54,15 +55,8 @@ class RunResult:
 
 
 def check_catalog(spec: ExperimentSpec, data: EncodedData) -> None:
-    """Rules that need the catalog: top-K and the evaluation cut-offs must fit in it."""
-    n = len(data.product_ids)
-    problems = []
-    if spec.model.type != "ranking" and spec.model.top_k > n:
-        problems.append(Problem("model.top_k", f"top_k {spec.model.top_k} is larger than the catalog ({n} products)"))
-    if spec.model.type != "ranking" and max(spec.evaluation.ks) > n:
-        problems.append(
-            Problem("evaluation.ks", f"K {max(spec.evaluation.ks)} is larger than the catalog ({n} products)")
-        )
+    """The experiment rules that need the catalog: top-K and the evaluation cut-offs must fit in it."""
+    problems = check_experiment(spec, DataFacts(n_products=len(data.product_ids)))
     if problems:
         raise SpecError(problems)
 

@@ -1,18 +1,34 @@
-"""The experiment spec: one pydantic schema for the CLI (YAML), the API (JSON) and code generation.
+"""The experiment spec: one pydantic schema for the CLI (YAML), the API (JSON), the platform and code generation.
 
-Static rules (types, ranges, cross-section rules such as "multitask needs a loss weight > 0") live here.
-Rules that need the data (unknown columns, a non-numeric target, top-K larger than the catalog, an empty
-sample) live in :mod:`tandem.data.prepare` and :func:`tandem.run.check_catalog`, which report them in the same :class:`Problem` shape.
+Each field states its default and bounds once, here; what a form needs beyond them (a group, a widget, a
+slider's range) is field metadata under `json_schema_extra={"ui": ...}` (see :func:`ui`), read by the
+platform's forms and shown in its API schema.
+
+Two kinds of rule: section rules (types, ranges and the cross-field rules of :data:`RULES`, which run on
+whatever sections parse, so a field error and a cross-field error are reported together) and experiment
+rules, which need the data (:mod:`tandem.experiment_rules`). Both report problems with their paths.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, to_jsonable_python
 
 from tandem.errors import Problem, SpecError
 
@@ -21,6 +37,31 @@ class Section(BaseModel):
     """Base of every spec section: unknown keys are errors, assignments are re-validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The JSON schema, with the defaults of fields that have a default factory (pydantic leaves them out)."""
+        json_schema = handler(schema)
+        properties = handler.resolve_ref_schema(json_schema).get("properties", {})
+        for name, field in cls.model_fields.items():
+            if field.default_factory is not None and name in properties:
+                properties[name]["default"] = to_jsonable_python(field.get_default(call_default_factory=True))
+        return json_schema
+
+
+def ui(**hints: Any) -> dict[str, Any]:
+    """Form hints of a field, kept in its JSON schema under "ui".
+
+    Keys: `group` (the fieldset it is shown in), `widget` ("radio", "slider", "layers"), `min`/`max`/`step`
+    (a slider's range, inside the field's bounds), `for_types` (the model types the field concerns).
+    """
+    return {"ui": hints}
+
+
+# Platform limits of a layer list: enough for any tower this engine trains, small enough for a form.
+MAX_LAYERS = 8
+MAX_LAYER_SIZE = 8192
+LayerSize = Annotated[int, Field(ge=1, le=MAX_LAYER_SIZE, strict=True)]  # strict: `true` is not a size
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -190,6 +231,11 @@ class FeaturesSpec(Section):
 class IndexSpec(Section):
     """The serving index: exact brute force or a FAISS ANN index with its parameters."""
 
+    candidate_pool: int = Field(
+        100,
+        ge=1,
+        description="How many products retrieval hands to ranking in a recommendation (and the default top-K served).",
+    )
     hnsw_m: int = Field(32, ge=4, le=128)
     hnsw_ef_search: int = Field(128, ge=1)
     ivf_nlist: int = Field(256, ge=1)
@@ -199,52 +245,115 @@ class IndexSpec(Section):
 class ModelSpec(Section):
     """Model type, towers, rating head, task losses and their weights."""
 
-    type: Literal["retrieval", "ranking", "multitask"] = "multitask"
-    buyer_tower_layers: list[int] = Field(default_factory=list, description="MLP sizes; the last is the output dim.")
-    product_tower_layers: list[int] = Field(default_factory=list)
-    rating_head_layers: list[int] = Field(default_factory=lambda: [256, 128, 1])
-    activation: Literal["relu", "gelu", "tanh"] = "relu"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    normalize_embeddings: bool = Field(False, description="L2-normalise tower outputs (use with a temperature).")
-    embedding_init_scale: float = Field(0.05, gt=0.0, description="Embeddings start uniform in ±scale.")
-    retrieval_weight: float = Field(1.0, description="Weight of the retrieval loss (0.0–2.0 in the platform).")
-    ranking_weight: float = Field(1.0, description="Weight of the ranking loss.")
-    temperature: float = Field(1.0, gt=0.0)
-    remove_accidental_hits: bool = False
-    logq_correction: bool = False
+    type: Literal["retrieval", "ranking", "multitask"] = Field(
+        "multitask", json_schema_extra=ui(group="Model type", widget="radio")
+    )
+    buyer_tower_layers: list[LayerSize] = Field(
+        default_factory=list,
+        max_length=MAX_LAYERS,
+        description="MLP sizes, input side first; the last is the output dim. Empty: the features side by side.",
+        json_schema_extra=ui(group="Towers", widget="layers"),
+    )
+    product_tower_layers: list[LayerSize] = Field(
+        default_factory=list,
+        max_length=MAX_LAYERS,
+        description="MLP sizes; the two towers' output sizes must agree.",
+        json_schema_extra=ui(group="Towers", widget="layers"),
+    )
+    rating_head_layers: list[LayerSize] = Field(
+        default_factory=lambda: [256, 128, 1],
+        max_length=MAX_LAYERS,
+        description="MLP on the two embeddings; ends in 1 (one prediction).",
+        json_schema_extra=ui(group="Ranking head", widget="layers", for_types=["ranking", "multitask"]),
+    )
+    activation: Literal["relu", "gelu", "tanh"] = Field("relu", json_schema_extra=ui(group="Towers"))
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, json_schema_extra=ui(group="Towers", step=0.05))
+    normalize_embeddings: bool = Field(
+        False, description="L2-normalise tower outputs (use with a temperature).", json_schema_extra=ui(group="Towers")
+    )
+    embedding_init_scale: float = Field(
+        0.05, gt=0.0, description="Embeddings start uniform in ±scale.", json_schema_extra=ui(group="Towers")
+    )
+    retrieval_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="Weight of the retrieval loss in the multitask sum.",
+        json_schema_extra=ui(
+            group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"]
+        ),
+    )
+    ranking_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="Weight of the ranking loss in the multitask sum.",
+        json_schema_extra=ui(
+            group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"]
+        ),
+    )
+    temperature: float = Field(
+        1.0, gt=0.0, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
+    )
+    remove_accidental_hits: bool = Field(
+        False, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
+    )
+    logq_correction: bool = Field(
+        False, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
+    )
     retrieval_loss_reduction: Literal["sum", "mean"] = Field(
-        "sum", description="'sum' matches TensorFlow Recommenders' Retrieval task."
+        "sum",
+        description="'sum' matches TensorFlow Recommenders' Retrieval task.",
+        json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"]),
     )
-    ranking_loss: Literal["mse", "huber", "bce"] = "mse"
-    huber_delta: float = Field(1.0, gt=0.0)
+    ranking_loss: Literal["mse", "huber", "bce"] = Field(
+        "mse", json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"])
+    )
+    huber_delta: float = Field(
+        1.0, gt=0.0, json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"])
+    )
     rating_head_input: Literal["concat", "concat_product"] = Field(
-        "concat", description="'concat_product' also feeds the element-wise product of the two embeddings."
+        "concat",
+        description="'concat_product' also feeds the element-wise product of the two embeddings.",
+        json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"]),
     )
-    retrieval_algorithm: Literal["brute_force", "hnsw", "ivf"] = "brute_force"
-    index: IndexSpec = Field(default_factory=IndexSpec)
-    top_k: int = Field(100, ge=1)
+    retrieval_algorithm: Literal["brute_force", "hnsw", "ivf"] = Field(
+        "brute_force",
+        description="Exact top-K or a FAISS ANN index in serving.",
+        json_schema_extra=ui(group="Serving index", for_types=["retrieval", "multitask"]),
+    )
+    index: IndexSpec = Field(
+        default_factory=IndexSpec, json_schema_extra=ui(group="Serving index", for_types=["retrieval", "multitask"])
+    )
 
-    @field_validator("buyer_tower_layers", "product_tower_layers", "rating_head_layers")
+    @model_validator(mode="before")
     @classmethod
-    def _positive_layers(cls, layers: list[int]) -> list[int]:
-        bad = [n for n in layers if n < 1]
-        if bad:
-            raise ValueError(f"layer sizes must be at least 1, got {bad}")
-        return layers
+    def _top_k_is_the_candidate_pool(cls, data: Any) -> Any:
+        """Specs written before `index.candidate_pool` named it `model.top_k`; that key still loads."""
+        if isinstance(data, dict) and "top_k" in data:
+            data = dict(data)
+            index = data.get("index")
+            index = dict(index) if isinstance(index, dict) else {} if index is None else index
+            if isinstance(index, dict):
+                if "candidate_pool" in index:
+                    raise ValueError("'top_k' is the old name of 'index.candidate_pool'; set only candidate_pool")
+                index["candidate_pool"] = data.pop("top_k")
+                data["index"] = index
+        return data
 
     @field_validator("retrieval_weight", "ranking_weight")
     @classmethod
-    def _finite_non_negative(cls, w: float) -> float:
-        if not math.isfinite(w) or w < 0:
+    def _finite(cls, w: float) -> float:
+        if not math.isfinite(w):
             raise ValueError(f"a loss weight must be a finite number ≥ 0, got {w}")
         return w
 
     @property
     def has_retrieval(self) -> bool:
+        """Whether the model learns (and serves) retrieval: the one definition, used from training to pages."""
         return self.type == "retrieval" or (self.type == "multitask" and self.retrieval_weight > 0)
 
     @property
     def has_ranking(self) -> bool:
+        """Whether the model learns (and serves) ranking scores."""
         return self.type == "ranking" or (self.type == "multitask" and self.ranking_weight > 0)
 
 
@@ -277,10 +386,14 @@ class TrainingSpec(Section):
 # --------------------------------------------------------------------------------------- evaluation
 
 
+# The cut-offs of the seed's retrieval metrics, reported unless a spec names others.
+DEFAULT_KS = (5, 10, 50, 100)
+
+
 class EvaluationSpec(Section):
     """Which cut-offs to report and how full-catalog retrieval is counted."""
 
-    ks: list[int] = Field(default_factory=lambda: [5, 10, 50, 100])
+    ks: list[int] = Field(default_factory=lambda: list(DEFAULT_KS))
     exclude_seen: bool = Field(False, description="Drop each buyer's training products from their candidates.")
     baseline: bool = Field(True, description="Also score a most-popular baseline.")
 
@@ -320,28 +433,29 @@ class ExperimentSpec(Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-# -------------------------------------------------------------------------------- cross-section rules
+# -------------------------------------------------------------------------------- cross-field rules
 # Each rule checks one relationship between fields and names the field a user should change, so that
-# every entry point (CLI, API, pages) can show the message beside that field. All rules run, so a
-# user sees every problem at once.
+# every entry point (CLI, API, pages) can show the message beside that field. A rule's parameters name
+# the sections it reads; it runs whenever those sections parse, so a user sees every problem at once, and a
+# config saved alone (a model config: `model` and `training`) gets exactly the rules of its own sections.
 
 
-def _split_cutoff_only_for_time(spec: ExperimentSpec) -> Problem | None:
-    split = spec.data.split
+def _split_cutoff_only_for_time(data: DataSpec) -> Problem | None:
+    split = data.split
     if split.cutoff is not None and split.kind != "time":
         return Problem("data.split.cutoff", f"'cutoff' applies to a time split, not to '{split.kind}'")
     return None
 
 
-def _time_split_needs_timestamp(spec: ExperimentSpec) -> Problem | None:
-    if spec.data.split.kind in ("time", "leave_last_out") and not spec.data.timestamp:
-        return Problem("data.timestamp", f"a '{spec.data.split.kind}' split needs a timestamp column")
+def _time_split_needs_timestamp(data: DataSpec) -> Problem | None:
+    if data.split.kind in ("time", "leave_last_out") and not data.timestamp:
+        return Problem("data.timestamp", f"a '{data.split.kind}' split needs a timestamp column")
     return None
 
 
-def _unique_feature_names(spec: ExperimentSpec) -> Problem | None:
+def _unique_feature_names(features: FeaturesSpec) -> Problem | None:
     for side in ("buyer", "product"):
-        names = [f.feature_name for f in getattr(spec.features, side)]
+        names = [f.feature_name for f in getattr(features, side)]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             return Problem(
@@ -350,22 +464,21 @@ def _unique_feature_names(spec: ExperimentSpec) -> Problem | None:
     return None
 
 
-def _multitask_needs_a_weight(spec: ExperimentSpec) -> Problem | None:
-    m = spec.model
-    if m.type == "multitask" and m.retrieval_weight == 0 and m.ranking_weight == 0:
+def _multitask_needs_a_weight(model: ModelSpec) -> Problem | None:
+    if model.type == "multitask" and model.retrieval_weight == 0 and model.ranking_weight == 0:
         return Problem("model.retrieval_weight", "a multitask model needs retrieval_weight or ranking_weight above 0")
     return None
 
 
-def _rating_head_ends_in_one(spec: ExperimentSpec) -> Problem | None:
-    m = spec.model
-    if m.type == "retrieval":
+def _rating_head_ends_in_one(model: ModelSpec) -> Problem | None:
+    if model.type == "retrieval":
         return None
-    if not m.rating_head_layers:
-        return Problem("model.rating_head_layers", f"a {m.type} model needs rating-head layers, e.g. [256, 128, 1]")
-    if m.rating_head_layers[-1] != 1:
+    if not model.rating_head_layers:
+        return Problem("model.rating_head_layers", f"a {model.type} model needs rating-head layers, e.g. [256, 128, 1]")
+    if model.rating_head_layers[-1] != 1:
         return Problem(
-            "model.rating_head_layers", f"the rating head must end in 1 (one prediction), got {m.rating_head_layers}"
+            "model.rating_head_layers",
+            f"the rating head must end in 1 (one prediction), got {model.rating_head_layers}",
         )
     return None
 
@@ -381,36 +494,45 @@ def _tower_output(layers: list[int], features: list) -> int:
     return sum(_DENSE_WIDTHS.get(f.transform) or f.embedding_dim for f in features)
 
 
-def _towers_agree(spec: ExperimentSpec) -> Problem | None:
-    b = _tower_output(spec.model.buyer_tower_layers, spec.features.buyer)
-    p = _tower_output(spec.model.product_tower_layers, spec.features.product)
+def _tower_layers_agree(model: ModelSpec) -> Problem | None:
+    b, p = model.buyer_tower_layers, model.product_tower_layers
+    if b and p and b[-1] != p[-1]:
+        return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b[-1]}, product {p[-1]}")
+    return None
+
+
+def _towers_agree(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
+    if model.buyer_tower_layers and model.product_tower_layers:
+        return None  # the layers alone decide (_tower_layers_agree)
+    b = _tower_output(model.buyer_tower_layers, features.buyer)
+    p = _tower_output(model.product_tower_layers, features.product)
     if b != p:
         return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b}, product {p}")
     return None
 
 
-def _ranking_needs_target(spec: ExperimentSpec) -> Problem | None:
-    if spec.model.type != "retrieval" and not spec.features.target:
-        return Problem("features.target", f"a {spec.model.type} model needs a target column to predict")
+def _ranking_needs_target(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
+    if model.type != "retrieval" and not features.target:
+        return Problem("features.target", f"a {model.type} model needs a target column to predict")
     return None
 
 
-def _early_stopping_needs_validation(spec: ExperimentSpec) -> Problem | None:
-    if spec.training.early_stopping and spec.data.split.validation_fraction == 0:
+def _early_stopping_needs_validation(training: TrainingSpec, data: DataSpec) -> Problem | None:
+    if training.early_stopping and data.split.validation_fraction == 0:
         return Problem("training.early_stopping", "early stopping needs data.split.validation_fraction above 0")
     return None
 
 
-def _early_stopping_metric_is_measured(spec: ExperimentSpec) -> Problem | None:
-    stop = spec.training.early_stopping
+def _early_stopping_metric_is_measured(
+    training: TrainingSpec, model: ModelSpec, evaluation: EvaluationSpec
+) -> Problem | None:
+    stop = training.early_stopping
     if stop is None:
         return None
     measured = {"loss", "retrieval_loss", "ranking_loss"}
-    if spec.model.type != "ranking":
-        measured |= {"val_mrr"} | {
-            f"val_{m}_at_{k}" for m in ("recall", "ndcg", "coverage") for k in spec.evaluation.ks
-        }
-    if spec.model.type != "retrieval":
+    if model.type != "ranking":
+        measured |= {"val_mrr"} | {f"val_{m}_at_{k}" for m in ("recall", "ndcg", "coverage") for k in evaluation.ks}
+    if model.type != "retrieval":
         measured |= {"val_rmse", "val_mae"}
     if stop.metric not in measured:
         return Problem(
@@ -420,24 +542,27 @@ def _early_stopping_metric_is_measured(spec: ExperimentSpec) -> Problem | None:
     return None
 
 
-def _sparse_without_weight_decay(spec: ExperimentSpec) -> Problem | None:
-    if spec.training.sparse_embeddings and spec.training.weight_decay > 0:
+def _sparse_without_weight_decay(training: TrainingSpec) -> Problem | None:
+    if training.sparse_embeddings and training.weight_decay > 0:
         return Problem("training.weight_decay", "sparse embeddings do not support weight decay; set it to 0")
     return None
 
 
-def _bce_needs_plain_target(spec: ExperimentSpec) -> Problem | None:
-    if spec.model.ranking_loss == "bce" and spec.features.target_transform != "none":
+def _bce_needs_plain_target(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
+    if model.ranking_loss == "bce" and features.target_transform != "none":
         return Problem("features.target_transform", "ranking_loss 'bce' needs targets in [0, 1]; use 'none'")
     return None
 
 
-RULES = (
+# A rule returns its problem, a list of problems, or None.
+Rule = Callable[..., Problem | list[Problem] | None]
+RULES: tuple[Rule, ...] = (
     _split_cutoff_only_for_time,
     _time_split_needs_timestamp,
     _unique_feature_names,
     _multitask_needs_a_weight,
     _rating_head_ends_in_one,
+    _tower_layers_agree,
     _towers_agree,
     _ranking_needs_target,
     _early_stopping_needs_validation,
@@ -447,7 +572,19 @@ RULES = (
 )
 
 
+def rule_sections(rule: Rule) -> tuple[str, ...]:
+    """The sections a rule reads: its parameters named after a section (others are bound beforehand)."""
+    return tuple(p for p in inspect.signature(rule).parameters if p in SECTIONS)
+
+
 # ------------------------------------------------------------------------------------------ loading
+
+# The spec's sections and their classes, read from ExperimentSpec itself.
+SECTIONS: dict[str, type[Section]] = {
+    name: field.annotation
+    for name, field in ExperimentSpec.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+}
 
 
 def _problems_from(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
@@ -473,15 +610,58 @@ def _is_union_tag(part: str | int) -> bool:
     }
 
 
-def parse_spec(raw: dict[str, Any], base: Path | None = None) -> ExperimentSpec:
-    """Validate a spec given as a dict; raise :class:`SpecError` listing every problem."""
+def _parse_sections(
+    raw: Mapping[str, Any], extra_rules: Sequence[Rule] = ()
+) -> tuple[dict[str, Section], list[Problem]]:
+    """Each section of `raw` validated alone, then every rule whose sections all parsed."""
+    parsed: dict[str, Section] = {}
+    problems: list[Problem] = []
+    for name, value in raw.items():
+        try:
+            parsed[name] = SECTIONS[name].model_validate(value)
+        except ValidationError as e:
+            problems += _problems_from(e, (name,))
+    for rule in (*RULES, *extra_rules):
+        needs = rule_sections(rule)
+        if all(n in parsed for n in needs):
+            found = rule(**{n: parsed[n] for n in needs})
+            problems += found if isinstance(found, list) else [found] if found is not None else []
+    return parsed, problems
+
+
+def check_sections(raw: Mapping[str, Any]) -> dict[str, Section]:
+    """Validate some sections of a spec on their own (a saved config): their fields and the rules among them.
+
+    `raw` maps section names (`features`, `model`, `training`, …) to their dicts. Returns the parsed sections;
+    raises :class:`SpecError` listing every problem, field and cross-field ones together.
+    """
+    unknown = [Problem(str(name), "unknown section") for name in raw if name not in SECTIONS]
+    parsed, problems = _parse_sections({k: v for k, v in raw.items() if k in SECTIONS})
+    if unknown or problems:
+        raise SpecError(unknown + problems)
+    return parsed
+
+
+def parse_spec(raw: dict[str, Any], base: Path | None = None, extra_rules: Sequence[Rule] = ()) -> ExperimentSpec:
+    """Validate a spec given as a dict; raise :class:`SpecError` listing every problem.
+
+    `extra_rules` run with the spec's own rules, on the sections that parse (the experiment rules, which
+    know the data: :func:`tandem.experiment_rules.parse_experiment`).
+    """
     if not isinstance(raw, dict):
         raise SpecError([Problem("(spec)", f"a spec must be a mapping of sections, got {type(raw).__name__}")])
+    # A section left out takes its defaults (and its rules run), unless it is required.
+    optional = {name for name, field in ExperimentSpec.model_fields.items() if not field.is_required()}
+    given = {name: raw.get(name, {}) for name in SECTIONS if name in raw or name in optional}
+    parsed, problems = _parse_sections(given, extra_rules)
+    # The other keys (the name, unknown ones, missing sections) are checked with every section that parsed;
+    # a section that failed stands in unvalidated, as its own problems are already listed.
+    rest = {k: v for k, v in raw.items() if k not in SECTIONS}
+    stand_ins = {name: SECTIONS[name].model_construct() for name in given if name not in parsed}
     try:
-        spec = ExperimentSpec.model_validate(raw)
+        spec = ExperimentSpec.model_validate({**rest, **parsed, **stand_ins})
     except ValidationError as e:
-        raise SpecError(_problems_from(e)) from None
-    problems = [p for rule in RULES if (p := rule(spec)) is not None]
+        problems += _problems_from(e)
     if problems:
         raise SpecError(problems)
     return spec.resolve_paths(base) if base is not None else spec

@@ -52,7 +52,7 @@ def spec_dict(model_type: str) -> dict[str, Any]:
             "buyer_tower_layers": [16, 8],
             "product_tower_layers": [8],
             "rating_head_layers": [8, 1],
-            "top_k": 10,
+            "index": {"candidate_pool": 10},
         },
         "training": {"optimizer": "adagrad", "learning_rate": 0.1, "batch_size": 64, "epochs": 2, "seed": 3},
         "evaluation": {"ks": [1, 5, 10]},

@@ -115,21 +115,24 @@ def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 
 FEATURES = {
-    "buyer_features": [{"column": "buyer", "transform": "id", "embedding_dim": 8}],
-    "product_features": [
-        {"column": "product", "transform": "id", "embedding_dim": 8},
-        {"column": "category", "transform": "categorical", "embedding_dim": 4},
-    ],
-    "target_column": "rating",
+    "features": {
+        "buyer": [{"column": "buyer", "transform": "id", "embedding_dim": 8}],
+        "product": [
+            {"column": "product", "transform": "id", "embedding_dim": 8},
+            {"column": "category", "transform": "categorical", "embedding_dim": 4},
+        ],
+        "target": "rating",
+    }
 }
 MODEL = {
-    "model_type": "multitask",
-    "buyer_tower_layers": [16],
-    "product_tower_layers": [16],
-    "rating_head_layers": [8, 1],
-    "top_k": 10,
-    "batch_size": 128,
-    "epochs": 2,
+    "model": {
+        "type": "multitask",
+        "buyer_tower_layers": [16],
+        "product_tower_layers": [16],
+        "rating_head_layers": [8, 1],
+        "index": {"candidate_pool": 10},
+    },
+    "training": {"batch_size": 128, "epochs": 2},
 }
 
 
@@ -192,12 +195,15 @@ def upload_dataset(tenant: Tenant, files: dict[str, Path], name: str = "syntheti
 
 
 def create_configs(tenant: Tenant, *, features: dict | None = None, model: dict | None = None) -> tuple[int, int]:
-    """A feature config and a model config (the fast defaults above, updated by the arguments); their ids."""
+    """A feature config and a model config (the fast defaults above, their sections' keys updated by the
+    arguments: `features` for the features section, `model` for the model section); their ids."""
     fc = tenant.post(
-        "/api/feature-configs", {"name": f"features-{time.monotonic_ns()}", **FEATURES, **(features or {})}
+        "/api/feature-configs",
+        {"name": f"features-{time.monotonic_ns()}", "features": {**FEATURES["features"], **(features or {})}},
     )
     assert fc.status_code == 201, fc.content
-    mc = tenant.post("/api/model-configs", {"name": f"model-{time.monotonic_ns()}", **MODEL, **(model or {})})
+    body = {**MODEL, "model": {**MODEL["model"], **(model or {})}}
+    mc = tenant.post("/api/model-configs", {"name": f"model-{time.monotonic_ns()}", **body})
     assert mc.status_code == 201, mc.content
     return fc.json()["id"], mc.json()["id"]
 

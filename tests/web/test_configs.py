@@ -1,4 +1,4 @@
-"""Feature and model configs: validated by the engine's spec when saved, errors keyed by field."""
+"""Feature and model configs: the spec's sections, validated by the engine when saved, errors keyed by spec path."""
 
 from __future__ import annotations
 
@@ -16,12 +16,20 @@ def _errors(response) -> dict[str, list[str]]:
     return body["errors"]
 
 
+def _feature_config(**features) -> dict:
+    return {"name": "f", "features": {**FEATURES["features"], **features}}
+
+
+def _model_config(name: str = "m", training: dict | None = None, **model) -> dict:
+    return {"name": name, "model": {**MODEL["model"], **model}, "training": {**MODEL["training"], **(training or {})}}
+
+
 def test_a_feature_config_is_stored_as_the_engine_normalised_it(acme: Tenant) -> None:
     """Defaults the engine fills in (min_count, oov_buckets, …) are stored, so the config says what will run."""
     response = acme.post("/api/feature-configs", {"name": "f", **FEATURES})
     assert response.status_code == 201
     body = response.json()
-    assert body["buyer_features"][0] == {
+    assert body["features"]["buyer"][0] == {
         "column": "buyer", "name": None, "embedding_dim": 8, "transform": "id", "min_count": 1, "oov_buckets": 1,
         "max_vocab": None,
     }  # fmt: skip
@@ -29,93 +37,88 @@ def test_a_feature_config_is_stored_as_the_engine_normalised_it(acme: Tenant) ->
 
 
 @pytest.mark.parametrize(
-    ("change", "field", "fragment"),
+    ("change", "path", "fragment"),
     [
-        ({"buyer_features": []}, "buyer_features", "required"),
-        ({"buyer_features": [{"column": "buyer", "transform": "sparkles"}]}, "buyer_features", "0"),
+        ({"buyer": []}, "features.buyer", "at least 1 item"),
+        ({"buyer": [{"column": "buyer", "transform": "sparkles"}]}, "features.buyer.0", "tag"),
         (
-            {"buyer_features": [{"column": "buyer", "transform": "id", "embedding_dim": 0}]},
-            "buyer_features",
-            "embedding_dim",
+            {"buyer": [{"column": "buyer", "transform": "id", "embedding_dim": 0}]},
+            "features.buyer.0.embedding_dim",
+            "1",
         ),
-        ({"product_features": [{"transform": "id"}]}, "product_features", "column"),
+        ({"product": [{"transform": "id"}]}, "features.product.0.column", "required"),
         (
-            {"product_features": [{"column": "p", "transform": "id", "colour": "red"}]},
-            "product_features",
+            {"product": [{"column": "p", "transform": "id", "colour": "red"}]},
+            "features.product.0.colour",
             "unknown key",
         ),
-        ({"target_transform": "square"}, "target_transform", ""),
+        ({"target_transform": "square"}, "features.target_transform", "log1p"),
     ],
 )
 def test_a_feature_config_that_can_never_be_valid_is_refused(
-    acme: Tenant, change: dict, field: str, fragment: str
+    acme: Tenant, change: dict, path: str, fragment: str
 ) -> None:
-    errors = _errors(acme.post("/api/feature-configs", {"name": "f", **FEATURES, **change}))
-    assert field in errors
-    assert fragment in " ".join(errors[field])
+    """Each problem comes back under its spec path."""
+    errors = _errors(acme.post("/api/feature-configs", _feature_config(**change)))
+    assert path in errors, errors
+    assert fragment in " ".join(errors[path])
 
 
 def test_repeated_feature_names_are_refused_by_the_engine_rule(acme: Tenant) -> None:
     """A cross-field rule of the engine (distinct feature names per tower) is applied on save."""
     twice = [{"column": "buyer", "transform": "id"}, {"column": "buyer", "transform": "hashing"}]
-    errors = _errors(acme.post("/api/feature-configs", {"name": "f", **FEATURES, "buyer_features": twice}))
-    assert "feature names repeat" in errors["buyer_features"][0]
+    errors = _errors(acme.post("/api/feature-configs", _feature_config(buyer=twice)))
+    assert "feature names repeat" in errors["features.buyer"][0]
 
 
-def test_a_model_config_maps_its_fields_onto_the_engine_sections(acme: Tenant) -> None:
-    """output_embedding_dim ends both towers; loss_function is the engine's ranking_loss; options pass through."""
+def test_a_model_config_stores_the_engine_sections_whole(acme: Tenant) -> None:
+    """The model and training sections are stored as the engine normalised them, every default filled in."""
+    from tandem.spec import ModelSpec, TrainingSpec
     from tandem.web.configs.models import ModelConfig
 
-    body = {**MODEL, "name": "m", "output_embedding_dim": 12, "loss_function": "huber",
-            "options": {"model": {"dropout": 0.1}, "training": {"weight_decay": 0.01}}}  # fmt: skip
-    response = acme.post("/api/model-configs", body)
+    response = acme.post("/api/model-configs", _model_config(ranking_loss="huber", dropout=0.1))
     assert response.status_code == 201, response.content
     mc = ModelConfig.objects.get(pk=response.json()["id"])
-    model = mc.model_section()
-    assert model["buyer_tower_layers"] == [16, 12] and model["product_tower_layers"] == [16, 12]
-    assert model["ranking_loss"] == "huber" and model["dropout"] == 0.1 and model["type"] == "multitask"
-    assert mc.training_section() == {"weight_decay": 0.01, "optimizer": "adagrad", "learning_rate": 0.1,
-                                     "batch_size": 128, "epochs": 2}  # fmt: skip
+    assert mc.model == ModelSpec(**{**MODEL["model"], "ranking_loss": "huber", "dropout": 0.1}).model_dump(mode="json")
+    assert mc.training == TrainingSpec(**MODEL["training"]).model_dump(mode="json")
+    assert mc.model_type == "multitask" and response.json()["model"] == mc.model
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "path"),
     [
-        ({"retrieval_weight": 0.0, "ranking_weight": 0.0}, "retrieval_weight"),
-        ({"buyer_tower_layers": [0]}, "buyer_tower_layers"),
-        ({"rating_head_layers": [8, 2]}, "rating_head_layers"),
-        ({"buyer_tower_layers": [16], "product_tower_layers": [8]}, "product_tower_layers"),
-        ({"ranking_weight": 2.5}, "ranking_weight"),
-        ({"retrieval_weight": -0.1}, "retrieval_weight"),
-        ({"model_type": "clustering"}, "model_type"),
-        ({"retrieval_algorithm": "scann"}, "retrieval_algorithm"),
-        ({"optimizer": "lbfgs"}, "optimizer"),
-        ({"epochs": 0}, "epochs"),
-        ({"batch_size": 1}, "batch_size"),
-        ({"top_k": 0}, "top_k"),
-        ({"learning_rate": 0}, "learning_rate"),
-        ({"buyer_tower_layers": [100_000]}, "buyer_tower_layers"),
-        ({"options": {"model": {"temperature": -1}}}, "options"),
-        ({"options": {"model": {"top_k": 5}}}, "options"),
-        ({"options": {"serving": {}}}, "options"),
-        ({"options": {"model": {"wings": 2}}}, "options"),
+        ({"retrieval_weight": 0.0, "ranking_weight": 0.0}, "model.retrieval_weight"),
+        ({"buyer_tower_layers": [0]}, "model.buyer_tower_layers.0"),
+        ({"rating_head_layers": [8, 2]}, "model.rating_head_layers"),
+        ({"retrieval_weight": -0.1}, "model.retrieval_weight"),
+        ({"type": "clustering"}, "model.type"),
+        ({"retrieval_algorithm": "scann"}, "model.retrieval_algorithm"),
+        ({"index": {"candidate_pool": 0}}, "model.index.candidate_pool"),
+        ({"buyer_tower_layers": [100_000]}, "model.buyer_tower_layers.0"),
+        ({"buyer_tower_layers": [8] * 9}, "model.buyer_tower_layers"),
+        ({"temperature": -1}, "model.temperature"),
+        ({"wings": 2}, "model.wings"),
+        ({"training": {"optimizer": "lbfgs"}}, "training.optimizer"),
+        ({"training": {"epochs": 0}}, "training.epochs"),
+        ({"training": {"batch_size": 1}}, "training.batch_size"),
+        ({"training": {"learning_rate": 0}}, "training.learning_rate"),
     ],
 )
-def test_a_model_config_that_can_never_be_valid_is_refused(acme: Tenant, change: dict, field: str) -> None:
-    errors = _errors(acme.post("/api/model-configs", {**MODEL, "name": "m", **change}))
-    assert field in errors, errors
+def test_a_model_config_that_can_never_be_valid_is_refused(acme: Tenant, change: dict, path: str) -> None:
+    errors = _errors(acme.post("/api/model-configs", _model_config(**change)))
+    assert path in errors, errors
 
 
 def test_a_multitask_config_with_both_weights_zero_names_the_rule(acme: Tenant) -> None:
-    errors = _errors(
-        acme.post("/api/model-configs", {**MODEL, "name": "m", "retrieval_weight": 0, "ranking_weight": 0})
-    )
-    assert errors == {"retrieval_weight": ["a multitask model needs retrieval_weight or ranking_weight above 0"]}
+    errors = _errors(acme.post("/api/model-configs", _model_config(retrieval_weight=0, ranking_weight=0)))
+    assert errors == {"model.retrieval_weight": ["a multitask model needs retrieval_weight or ranking_weight above 0"]}
 
 
 def test_every_problem_is_listed_at_once(acme: Tenant) -> None:
-    errors = _errors(acme.post("/api/model-configs", {**MODEL, "name": "", "epochs": 0, "ranking_weight": 3}))
-    assert {"name", "epochs", "ranking_weight"} <= set(errors)
+    """A name, a field error and a cross-field error of another section come back in one response."""
+    body = _model_config("", training={"epochs": 0}, rating_head_layers=[8, 4])
+    errors = _errors(acme.post("/api/model-configs", body))
+    assert {"name", "training.epochs", "model.rating_head_layers"} <= set(errors)
 
 
 def test_names_are_unique_within_an_organisation_only(acme: Tenant, globex: Tenant) -> None:
@@ -125,31 +128,35 @@ def test_names_are_unique_within_an_organisation_only(acme: Tenant, globex: Tena
     assert globex.post("/api/model-configs", {**MODEL, "name": "same"}).status_code == 201
 
 
-def test_patch_changes_only_the_fields_sent_and_revalidates(acme: Tenant) -> None:
+def test_patch_merges_the_keys_sent_and_revalidates(acme: Tenant) -> None:
     mc = acme.post("/api/model-configs", {**MODEL, "name": "m"}).json()
-    response = acme.patch(f"/api/model-configs/{mc['id']}", {"epochs": 5})
+    response = acme.patch(f"/api/model-configs/{mc['id']}", {"training": {"epochs": 5}})
     assert response.status_code == 200
-    assert response.json()["epochs"] == 5 and response.json()["top_k"] == MODEL["top_k"]
-    errors = _errors(acme.patch(f"/api/model-configs/{mc['id']}", {"retrieval_weight": 0, "ranking_weight": 0}))
-    assert "retrieval_weight" in errors
-    assert acme.client.get(f"/api/model-configs/{mc['id']}").json()["retrieval_weight"] == 1.0
+    assert response.json()["training"] == {**mc["training"], "epochs": 5}
+    assert response.json()["model"] == mc["model"]
+    errors = _errors(
+        acme.patch(f"/api/model-configs/{mc['id']}", {"model": {"retrieval_weight": 0, "ranking_weight": 0}})
+    )
+    assert "model.retrieval_weight" in errors
+    assert acme.client.get(f"/api/model-configs/{mc['id']}").json()["model"]["retrieval_weight"] == 1.0
 
 
 def test_a_config_in_use_keeps_its_history(acme: Tenant, setup_experiment) -> None:
     """Once an experiment uses a config, only its name and description can change; deleting it is refused."""
     experiment = setup_experiment(acme)
     mc, fc = experiment["model_config_id"], experiment["feature_config_id"]
-    response = acme.patch(f"/api/model-configs/{mc}", {"epochs": 9})
+    response = acme.patch(f"/api/model-configs/{mc}", {"training": {"epochs": 9}})
     assert response.status_code == 409
-    assert response.json()["code"] == "in_use" and "epochs" in response.json()["message"]
-    assert acme.patch(f"/api/feature-configs/{fc}", {"target_column": "ts"}).status_code == 409
+    assert response.json()["code"] == "in_use" and "training" in response.json()["message"]
+    assert acme.patch(f"/api/feature-configs/{fc}", {"features": {"target": "ts"}}).status_code == 409
     renamed = acme.patch(f"/api/model-configs/{mc}", {"name": "renamed", "description": "kept"})
     assert renamed.status_code == 200 and renamed.json()["in_use"] is True
     deleted = acme.client.delete(f"/api/model-configs/{mc}")
     assert deleted.status_code == 409 and deleted.json()["code"] == "in_use"
     copy = acme.post(f"/api/model-configs/{mc}/copy", {"name": "copy"})
     assert copy.status_code == 201 and copy.json()["in_use"] is False
-    assert acme.patch(f"/api/model-configs/{copy.json()['id']}", {"epochs": 9}).json()["epochs"] == 9
+    patched = acme.patch(f"/api/model-configs/{copy.json()['id']}", {"training": {"epochs": 9}})
+    assert patched.json()["training"]["epochs"] == 9
 
 
 def test_an_unused_config_can_be_deleted(acme: Tenant) -> None:

@@ -43,28 +43,41 @@ def test_every_problem_is_listed_before_anything_is_queued(acme: Tenant, synthet
     dataset = upload_dataset(acme, synthetic_files)["id"]
     fc, mc = create_configs(
         acme,
-        features={"buyer_features": [{"column": "customer", "transform": "id"}], "target_column": "buyer"},
-        model={"top_k": 500, "buyer_tower_layers": [8], "product_tower_layers": [8]},
+        features={"buyer": [{"column": "customer", "transform": "id"}], "target": "buyer"},
+        model={"index": {"candidate_pool": 500}, "buyer_tower_layers": [8], "product_tower_layers": [8]},
     )
     response = acme.post(
         "/api/experiments",
-        {"dataset": dataset, "feature_config": fc, "model_config": mc, "split_kind": "random", "split_cutoff": "soon",
-         "sample_fraction": 0, "test_fraction": 1.5},
+        {"dataset": dataset, "feature_config": fc, "model_config": mc, "sample_fraction": 0, "test_fraction": 1.5},
     )  # fmt: skip
     assert response.status_code == 422
     errors = response.json()["errors"]
     joined = " | ".join(errors["feature_config"])
-    assert "no column “customer”" in joined and "“buyer” is VARCHAR, not a number" in joined
-    assert "top_k: 500 is more than the 120 products" in " ".join(errors["model_config"])
-    assert "'soon' is not a date or timestamp" in " ".join(errors["split_cutoff"])
+    assert "buyer.0.column: unknown column 'customer'" in joined and "'buyer' is not numeric (VARCHAR)" in joined
+    assert "candidate_pool 500 is larger than the catalog (120 products)" in " ".join(errors["model_config"])
     assert {"sample_fraction", "test_fraction"} <= set(errors)
+    response = acme.post(
+        "/api/experiments",
+        {"dataset": dataset, "feature_config": fc, "model_config": mc, "split_kind": "time", "split_cutoff": "soon"},
+    )
+    assert "'soon' is not a date or timestamp" in " ".join(response.json()["errors"]["split_cutoff"])
     assert Experiment.objects.count() == 0 and DBTaskResult.objects.count() == 0
+
+
+def test_a_cutoff_outside_the_data_is_refused(acme: Tenant, synthetic_files) -> None:
+    """A time split whose cutoff is after the last transaction would leave no test rows: refused before queueing."""
+    dataset = upload_dataset(acme, synthetic_files)["id"]
+    fc, mc = create_configs(acme)
+    body = {"dataset": dataset, "feature_config": fc, "model_config": mc, "split_kind": "time"}
+    response = acme.post("/api/experiments", {**body, "split_cutoff": "2999-01-01"})
+    assert "outside the data" in " ".join(response.json()["errors"]["split_cutoff"])
+    assert Experiment.objects.count() == 0
 
 
 def test_an_engine_cross_section_rule_is_reported_on_the_field_to_fix(acme: Tenant, synthetic_files) -> None:
     """A ranking model needs a target: the engine's rule lands on feature_config."""
     dataset = upload_dataset(acme, synthetic_files)["id"]
-    fc, mc = create_configs(acme, features={"target_column": ""}, model={"model_type": "ranking"})
+    fc, mc = create_configs(acme, features={"target": None}, model={"type": "ranking"})
     response = acme.post("/api/experiments", {"dataset": dataset, "feature_config": fc, "model_config": mc})
     assert response.json()["errors"] == {"feature_config": ["target: a ranking model needs a target column to predict"]}
 
@@ -97,7 +110,7 @@ def test_a_run_records_metrics_history_weights_and_artifacts(acme: Tenant, setup
 
 @RUNS
 def test_a_retrieval_run_has_no_rating_metrics(acme: Tenant, setup_experiment) -> None:
-    experiment = _run(setup_experiment(acme, model={"model_type": "retrieval"}))
+    experiment = _run(setup_experiment(acme, model={"type": "retrieval"}))
     assert experiment.status == "completed", experiment.error
     assert experiment.recall_at_10 is not None and experiment.rmse is None and experiment.test_mae is None
 
@@ -118,7 +131,7 @@ def test_a_failing_run_records_the_problem(acme: Tenant, setup_experiment) -> No
 def test_list_filters_by_status_and_model_type(acme: Tenant, setup_experiment, synthetic_files) -> None:
     dataset = upload_dataset(acme, synthetic_files)["id"]
     setup_experiment(acme, dataset_id=dataset)
-    retrieval = setup_experiment(acme, dataset_id=dataset, model={"model_type": "retrieval"})
+    retrieval = setup_experiment(acme, dataset_id=dataset, model={"type": "retrieval"})
     _run(retrieval)
 
     def names(query: str) -> list[int]:
@@ -168,7 +181,7 @@ def test_delete_refuses_an_active_experiment_and_removes_artifacts(acme: Tenant,
 def test_compare_puts_model_types_side_by_side_and_names_the_best(acme: Tenant, setup_experiment, synthetic_files):
     dataset = upload_dataset(acme, synthetic_files)["id"]
     multitask = _run(setup_experiment(acme, dataset_id=dataset))
-    ranking = _run(setup_experiment(acme, dataset_id=dataset, model={"model_type": "ranking"}))
+    ranking = _run(setup_experiment(acme, dataset_id=dataset, model={"type": "ranking"}))
     response = acme.client.get(f"/api/experiments/compare?ids={ranking.pk}&ids={multitask.pk}")
     assert response.status_code == 200
     body = response.json()

@@ -51,22 +51,24 @@ def test_a_body_that_is_not_a_config_is_refused(acme: Tenant, raw: bytes) -> Non
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"epochs": 10**30}, "epochs"),
-        ({"top_k": -(2**63) - 1}, "top_k"),
-        ({"batch_size": "lots"}, "batch_size"),
-        ({"learning_rate": float("nan")}, "learning_rate"),
-        ({"retrieval_weight": float("inf")}, "retrieval_weight"),
-        ({"buyer_tower_layers": "[64]; DROP TABLE tandem_model_config"}, "buyer_tower_layers"),
-        ({"buyer_tower_layers": [True, 2]}, "buyer_tower_layers"),
+        ({"training": {"epochs": 10**30}}, "training.epochs"),
+        ({"model": {"index": {"candidate_pool": -(2**63) - 1}}}, "model.index.candidate_pool"),
+        ({"training": {"batch_size": "lots"}}, "training.batch_size"),
+        ({"training": {"learning_rate": float("nan")}}, "training.learning_rate"),
+        ({"model": {"retrieval_weight": float("inf")}}, "model.retrieval_weight"),
+        ({"model": {"buyer_tower_layers": "[64]; DROP TABLE tandem_model_config"}}, "model.buyer_tower_layers"),
+        ({"model": {"buyer_tower_layers": [True, 2]}}, "model.buyer_tower_layers.0"),
+        ({"model": "not an object"}, "model"),
         ({"name": "x" * 10_000}, "name"),
         ({"name": "nul\x00name"}, "name"),
-        ({"options": {"model": {"dropout": "\x00"}}}, "options"),
-        ({"options": {"training": {"device": "cuda; rm -rf /"}}}, "options"),
-        ({"options": {"model": {"x": _nested(50)}}}, "options"),
+        ({"model": {"activation": "\x00"}}, "model"),
+        ({"training": {"device": "cuda; rm -rf /"}}, "training.device"),
+        ({"model": {"x": _nested(50)}}, "model"),
+        ({"epochs": 3}, "epochs"),
     ],
 )
 def test_hostile_model_config_values_are_field_errors(acme: Tenant, change: dict, field: str) -> None:
-    body = json.dumps({**MODEL, "name": "m", **change}, allow_nan=True)
+    body = json.dumps({**MODEL, "name": "m", **change}, allow_nan=True)  # a section sent replaces MODEL's
     errors = _assert_4xx(acme.client.post("/api/model-configs", body, content_type="application/json"), 422)["errors"]
     assert field in errors, errors
     assert ModelConfig.objects.count() == 0
@@ -75,15 +77,16 @@ def test_hostile_model_config_values_are_field_errors(acme: Tenant, change: dict
 @pytest.mark.parametrize(
     "features",
     [
-        {"buyer_features": [{"column": "a\x00b", "transform": "id"}]},
-        {"buyer_features": "not a list"},
-        {"buyer_features": [["column", "id"]]},
-        {"product_features": [{"column": "p", "transform": "id", "embedding_dim": 10**12}]},
-        {"target_column": "\x00"},
+        {"buyer": [{"column": "a\x00b", "transform": "id"}]},
+        {"buyer": "not a list"},
+        {"buyer": [["column", "id"]]},
+        {"product": [{"column": "p", "transform": "id", "embedding_dim": 10**12}]},
+        {"target": "\x00"},
     ],
 )
 def test_hostile_feature_config_values_are_field_errors(acme: Tenant, features: dict) -> None:
-    _assert_4xx(acme.post("/api/feature-configs", {"name": "f", **FEATURES, **features}), 422)
+    body = {"name": "f", "features": {**FEATURES["features"], **features}}
+    _assert_4xx(acme.post("/api/feature-configs", body), 422)
     assert FeatureConfig.objects.count() == 0
 
 

@@ -126,13 +126,16 @@ def test_an_experiment_cannot_use_another_organisations_dataset_or_configs(
 
 
 def test_creating_records_never_takes_an_organisation_from_the_input(acme: Tenant, globex: Tenant) -> None:
-    """An `organisation` key in the body is ignored: records always belong to the caller's organisation."""
+    """An `organisation` key in the body is refused as unknown: records always belong to the caller's organisation."""
     from tandem.web.configs.models import ModelConfig
 
     response = globex.post("/api/model-configs", {"name": "m", "organisation": acme.organisation.pk,
                                                   "organisation_id": acme.organisation.pk})  # fmt: skip
-    assert response.status_code == 201
-    assert ModelConfig.objects.get(pk=response.json()["id"]).organisation == globex.organisation
+    assert response.status_code == 422
+    assert {"organisation", "organisation_id"} <= set(response.json()["errors"])
+    created = globex.post("/api/model-configs", {"name": "m"})
+    assert ModelConfig.objects.get(pk=created.json()["id"]).organisation == globex.organisation
+    assert not ModelConfig.objects.filter(organisation=acme.organisation).exists()
 
 
 def test_every_endpoint_needs_authentication() -> None:

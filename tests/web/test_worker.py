@@ -65,9 +65,10 @@ def _dataset(api: Api, files: dict[str, Path]) -> int:
     return body["id"]
 
 
-def _experiment(api: Api, dataset: int, name: str, **model: Any) -> dict:
+def _experiment(api: Api, dataset: int, name: str, **training: Any) -> dict:
     fc = api.post("/feature-configs", {"name": f"f-{name}", **FEATURES}, status=201)["id"]
-    mc = api.post("/model-configs", {"name": f"m-{name}", **MODEL, **model}, status=201)["id"]
+    body = {**MODEL, "training": {**MODEL["training"], **training}}
+    mc = api.post("/model-configs", {"name": f"m-{name}", **body}, status=201)["id"]
     body = {"dataset": dataset, "feature_config": fc, "model_config": mc, "name": name, "validation_fraction": 0.1}
     return api.post("/experiments", body, status=201)
 

@@ -17,6 +17,7 @@ import pandas as pd
 from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.errors import DataError, Problem, SpecError
+from tandem.experiment_rules import DataFacts, check_experiment
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
@@ -43,15 +44,6 @@ class Interactions:
     @property
     def target(self) -> np.ndarray | None:
         return self.frame[TARGET].to_numpy(dtype=np.float64) if TARGET in self.frame else None
-
-
-def _feature_columns(spec: ExperimentSpec) -> list[tuple[str, str]]:
-    """(field path, column) for every feature column."""
-    out = []
-    for side in ("buyer", "product"):
-        for i, f in enumerate(getattr(spec.features, side)):
-            out.append((f"features.{side}.{i}.column", f.column))
-    return out
 
 
 def _timestamp_sql(column: str, duckdb_type: str) -> str:
@@ -153,20 +145,7 @@ class _Loader:
                     if a.fn.startswith("count")
                     else joined.get(a.column or "", "DOUBLE")
                 )
-        for path, col in _feature_columns(self.spec):
-            if col not in available:
-                self.problems.append(Problem(path, self._unknown(col, "the data", available)))
-        target = self.spec.features.target
-        if target is not None:
-            if target not in available:
-                self.problems.append(Problem("features.target", self._unknown(target, "the data", available)))
-            elif not is_numeric(available[target]):
-                self.problems.append(
-                    Problem(
-                        "features.target",
-                        f"'{target}' is not numeric ({available[target]}); the ranking target must be a number",
-                    )
-                )
+        self.problems += check_experiment(self.spec, DataFacts(columns=available))
         if self.problems:
             raise SpecError(self.problems)
         return self._query(tx, joined, joins)
@@ -178,7 +157,7 @@ class _Loader:
 
     def _query(self, tx: dict[str, str], joined: dict[str, str], joins: list) -> Interactions:
         d, report = self.spec.data, {}
-        feature_cols = sorted({c for _, c in _feature_columns(self.spec)})
+        feature_cols = sorted({f.column for f in (*self.spec.features.buyer, *self.spec.features.product)})
         target = self.spec.features.target
         has_target = target is not None and self.spec.model.type != "retrieval"
         wanted = feature_cols + [f.column for f in d.filters] + [a.column for a in d.aggregate or [] if a.column]

@@ -139,7 +139,7 @@ def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) 
         "query_inputs": inputs,
         "embedding_dim": int(candidates.shape[1]),
         "num_products": len(candidates),
-        "top_k": spec.model.top_k,
+        "candidate_pool": spec.model.index.candidate_pool,
         "ranking": (
             {
                 "target": spec.features.target,

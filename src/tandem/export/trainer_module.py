@@ -31,17 +31,17 @@ from tandem.spec import ExperimentSpec
 ENTRY = "tandem.export.standalone"
 PACKAGE = "tandem"
 
-# Spec values written as constants at the top of the trainer: (constant, section, key).
+# Spec values written as constants at the top of the trainer: (constant, path of keys in the spec).
 CONSTANTS = (
-    ("MODEL_TYPE", "model", "type"),
-    ("RETRIEVAL_WEIGHT", "model", "retrieval_weight"),
-    ("RANKING_WEIGHT", "model", "ranking_weight"),
-    ("TOP_K", "model", "top_k"),
-    ("OPTIMIZER", "training", "optimizer"),
-    ("LEARNING_RATE", "training", "learning_rate"),
-    ("BATCH_SIZE", "training", "batch_size"),
-    ("EPOCHS", "training", "epochs"),
-    ("SEED", "training", "seed"),
+    ("MODEL_TYPE", ("model", "type")),
+    ("RETRIEVAL_WEIGHT", ("model", "retrieval_weight")),
+    ("RANKING_WEIGHT", ("model", "ranking_weight")),
+    ("CANDIDATE_POOL", ("model", "index", "candidate_pool")),
+    ("OPTIMIZER", ("training", "optimizer")),
+    ("LEARNING_RATE", ("training", "learning_rate")),
+    ("BATCH_SIZE", ("training", "batch_size")),
+    ("EPOCHS", ("training", "epochs")),
+    ("SEED", ("training", "seed")),
 )
 
 
@@ -246,9 +246,12 @@ def _configuration(spec: ExperimentSpec) -> str:
     raw = spec.to_dict()
     files = _portable_data_paths(raw)
     constants = []
-    for constant, section, key in CONSTANTS:
-        constants.append(f"{constant} = {raw[section][key]!r}")
-        raw[section][key] = _Name(constant)
+    for constant, (*sections, key) in CONSTANTS:
+        node = raw
+        for section in sections:
+            node = node[section]
+        constants.append(f"{constant} = {node[key]!r}")
+        node[key] = _Name(constant)
     literal = pprint.pformat(raw, width=116, sort_dicts=False)
     return "\n".join(
         [

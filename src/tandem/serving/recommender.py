@@ -199,12 +199,13 @@ def rank(bundle: Bundle, buyers: list[dict[str, Any]], product_ids: list[list[An
 def recommend(
     bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], candidates: int | None = None
 ) -> list[dict[str, Any]]:
-    """Both signatures in one call: retrieve `candidates` products (default: the spec's top_k, at least k), then
+    """Both signatures in one call: retrieve `candidates` products (default: the spec's candidate pool, at least k), then
     keep the k with the highest rating-head predictions, best first, with their retrieval scores."""
     _require(bundle, RETRIEVAL)
     _require(bundle, RANKING)
     encoded = encode_buyers(bundle, buyers)
-    hits = search(bundle, encoded, max(k, candidates or bundle.manifest["top_k"]), exclusion_rows(bundle, exclude))
+    pool = max(k, candidates or bundle.manifest["candidate_pool"])
+    hits = search(bundle, encoded, pool, exclusion_rows(bundle, exclude))
     predictions = predict(bundle, encoded.ranking_queries(bundle.average_query), [rows for _, rows in hits])
     results = []
     for i, ((scores, rows), p) in enumerate(zip(hits, predictions, strict=True)):

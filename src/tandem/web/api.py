@@ -6,6 +6,7 @@ Docs are served by ninja's bundled Swagger UI files (ninja is in INSTALLED_APPS)
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, ValidationError
 from django.db.models import ProtectedError
@@ -19,7 +20,51 @@ from tandem.web.accounts.auth import Actor, SessionActorAuth, TokenAuth
 
 logger = logging.getLogger("tandem.web.api")
 
-api = NinjaAPI(
+
+class ErrorOut(Schema):
+    """The one error shape: status, a stable code, a sentence, and field errors keyed by field or spec path."""
+
+    status: int
+    code: str
+    message: str
+    errors: dict[str, list[str]]
+
+
+_ERROR_WHEN = {
+    400: "The request is malformed (unreadable JSON, too many fields).",
+    401: "No valid token or session.",
+    404: "No such record in your organisation (or no such address under /api/).",
+    409: "The record's state forbids it (in use by an experiment, finished, already running).",
+    413: "The request body is larger than the server accepts.",
+    422: "The input breaks the schema or the engine's rules; `errors` says where.",
+}
+
+
+class TandemAPI(NinjaAPI):
+    """The NinjaAPI whose schema documents, for every operation, each error status it can answer."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ErrorOut.model_json_schema()
+        for url, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                statuses = [400, 401]
+                statuses += [404] if "{" in url else []
+                statuses += [409] if method in ("post", "patch", "put", "delete") else []
+                statuses += [413] if "requestBody" in operation else []
+                statuses += [422] if "requestBody" in operation or operation.get("parameters") else []
+                for status in statuses:
+                    operation["responses"].setdefault(
+                        str(status),
+                        {
+                            "description": _ERROR_WHEN[status],
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        },
+                    )
+        return schema
+
+
+api = TandemAPI(
     title="Tandem API",
     version="1",
     description="Datasets, feature and model configs, and experiments of your organisation. "
@@ -106,6 +151,11 @@ def me(request: HttpRequest) -> MeOut:
         organisation=actor.organisation.name,
         organisation_id=actor.organisation.pk,
     )
+
+
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any address under /api/ that no endpoint serves: the JSON error shape, not an HTML page."""
+    return _respond(request, 404, "not_found", f"No endpoint at {request.path}; see /api/docs.")
 
 
 def _mount() -> None:

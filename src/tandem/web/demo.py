@@ -19,9 +19,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 
 from tandem.data.sources import literal
-from tandem.web import records
 from tandem.web.accounts.models import ApiToken, Membership, Organisation
-from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
+from tandem.web.configs import services as config_services
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
 from tandem.web.datasets.services import create_dataset
@@ -114,57 +113,56 @@ FEATURES: dict[str, Any] = {
     "name": "Households × grocery products",
     "description": "Household id and demographics; product id, manufacturer, department, brand, category, type and "
     "package size. The ranking target is the pair's total sales (log1p).",
-    "buyer_features": [
-        {"column": "household_id", "transform": "id", "embedding_dim": 32},
-        *(
-            {"column": c, "transform": "categorical", "embedding_dim": 4}
-            for c in ("age", "income", "home_ownership", "household_size", "household_comp", "kids_count")
-        ),
-    ],
-    "product_features": [
-        {"column": "product_id", "transform": "id", "embedding_dim": 32},
-        {"column": "manufacturer_id", "transform": "categorical", "embedding_dim": 8},
-        {"column": "department", "transform": "categorical", "embedding_dim": 4},
-        {"column": "brand", "transform": "categorical", "embedding_dim": 2},
-        {"column": "product_category", "transform": "categorical", "embedding_dim": 8},
-        {"column": "product_type", "transform": "categorical", "embedding_dim": 8},
-        {"column": "package_size", "transform": "text", "embedding_dim": 4},
-    ],
-    "target_column": "total_sales",
-    "target_transform": "log1p",
+    "features": {
+        "buyer": [
+            {"column": "household_id", "transform": "id", "embedding_dim": 32},
+            *(
+                {"column": c, "transform": "categorical", "embedding_dim": 4}
+                for c in ("age", "income", "home_ownership", "household_size", "household_comp", "kids_count")
+            ),
+        ],
+        "product": [
+            {"column": "product_id", "transform": "id", "embedding_dim": 32},
+            {"column": "manufacturer_id", "transform": "categorical", "embedding_dim": 8},
+            {"column": "department", "transform": "categorical", "embedding_dim": 4},
+            {"column": "brand", "transform": "categorical", "embedding_dim": 2},
+            {"column": "product_category", "transform": "categorical", "embedding_dim": 8},
+            {"column": "product_type", "transform": "categorical", "embedding_dim": 8},
+            {"column": "package_size", "transform": "text", "embedding_dim": 4},
+        ],
+        "target": "total_sales",
+        "target_transform": "log1p",
+    },
 }
 
-_COMMON = {
-    "buyer_tower_layers": [64],
-    "product_tower_layers": [64],
-    "output_embedding_dim": 32,
+_MODEL = {
+    "buyer_tower_layers": [64, 32],
+    "product_tower_layers": [64, 32],
     "rating_head_layers": [64, 1],
-    "optimizer": "adam",
-    "learning_rate": 0.003,
-    "batch_size": 8192,
-    "epochs": 3,
-    "top_k": 100,
-    "options": {"model": {"retrieval_loss_reduction": "mean", "logq_correction": True}},
+    "retrieval_loss_reduction": "mean",
+    "logq_correction": True,
+    "index": {"candidate_pool": 100},
 }
+_TRAINING = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 8192, "epochs": 3}
 MODELS: list[dict[str, Any]] = [
-    {**_COMMON, "name": "Multitask (1:1)", "model_type": "multitask", "retrieval_weight": 1.0, "ranking_weight": 1.0,
-     "description": "Retrieval and ranking learned together over shared towers."},
-    {**_COMMON, "name": "Retrieval only", "model_type": "retrieval",
+    {"name": "Multitask (1:1)", "model": {**_MODEL, "type": "multitask", "retrieval_weight": 1.0, "ranking_weight": 1.0},
+     "training": _TRAINING, "description": "Retrieval and ranking learned together over shared towers."},
+    {"name": "Retrieval only", "model": {**_MODEL, "type": "retrieval"}, "training": _TRAINING,
      "description": "Two towers trained with the in-batch softmax retrieval loss."},
-    {**_COMMON, "name": "Ranking only", "model_type": "ranking",
+    {"name": "Ranking only", "model": {**_MODEL, "type": "ranking"}, "training": _TRAINING,
      "description": "Towers and a rating head trained on the pair's total sales."},
 ]  # fmt: skip
 
 
 def ensure_configs(org: Organisation, user: AbstractBaseUser) -> tuple[FeatureConfig, list[ModelConfig]]:
-    """The feature config and the three model configs (created through the API's own forms)."""
-    fc = FeatureConfig.objects.of(org).filter(name=FEATURES["name"]).first() or records.create(
-        FeatureConfigForm, organisation=org, user=user, data=FEATURES
+    """The feature config and the three model configs (created through the API's own services)."""
+    fc = FeatureConfig.objects.of(org).filter(name=FEATURES["name"]).first() or config_services.create(
+        FeatureConfig, organisation=org, user=user, data=FEATURES
     )
     models = []
     for spec in MODELS:
         mc = ModelConfig.objects.of(org).filter(name=spec["name"]).first()
-        models.append(mc or records.create(ModelConfigForm, organisation=org, user=user, data=spec))
+        models.append(mc or config_services.create(ModelConfig, organisation=org, user=user, data=spec))
     return fc, models
 
 

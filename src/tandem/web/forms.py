@@ -6,8 +6,6 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.utils.translation import gettext_lazy as _
 
 from tandem.web.accounts.models import Organisation
 
@@ -31,12 +29,8 @@ class OwnedModelForm(forms.ModelForm):
             self.instance.created_by = user
 
     def clean_name(self) -> str:
-        name = (self.cleaned_data.get("name") or "").strip()
-        if not name:
-            raise ValidationError(_("This field is required."), code="required")
-        taken = type(self.instance).objects.of(self.organisation).filter(name=name).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise ValidationError(
-                _("“%(name)s” is already taken in your organisation."), code="duplicate_name", params={"name": name}
-            )
-        return name
+        self.instance.name = (self.cleaned_data.get("name") or "").strip()
+        error = self.instance.name_problem()
+        if error is not None:
+            raise error
+        return self.instance.name

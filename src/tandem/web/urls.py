@@ -2,10 +2,10 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from tandem.web.api import api
+from tandem.web.api import api, not_found
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="pages:dashboard"), name="home"),
@@ -17,5 +17,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    re_path(r"^api/(?P<rest>.*)$", not_found),
     path("", include("tandem.web.pages.urls")),
 ]

@@ -45,7 +45,7 @@ def completed(
     from tandem.web.experiments.runner import execute
 
     def make(tenant: Tenant, model_type: str = "multitask") -> Experiment:
-        body = setup_experiment(tenant, model={"model_type": model_type})
+        body = setup_experiment(tenant, model={"type": model_type})
         media = Path(settings.MEDIA_ROOT)
         if model_type not in _TRAINED:
             assert execute(body["id"], body["attempt"]) == Status.COMPLETED

@@ -86,7 +86,7 @@ def finished(setup_experiment: Callable[..., dict], dataset: Any) -> Callable[..
 
     def make(tenant: Tenant, model_type: str = "multitask", *, status: str = Status.COMPLETED, **fields: Any) -> Any:
         same_org = tenant.organisation.pk == dataset.organisation_id
-        body = setup_experiment(tenant, model={"model_type": model_type}, dataset_id=dataset.pk if same_org else None)
+        body = setup_experiment(tenant, model={"type": model_type}, dataset_id=dataset.pk if same_org else None)
         retrieval, ranking = model_type != "ranking", model_type != "retrieval"
         towers = ("query_tower", "candidate_tower", *(("rating_head",) if ranking else ()))
         metrics = {**(METRICS["retrieval"] if retrieval else {}), **(METRICS["ranking"] if ranking else {})}

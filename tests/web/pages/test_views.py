@@ -257,9 +257,9 @@ def test_the_feature_form_offers_the_columns_with_sensible_starts(page_client: C
     assert (data[f"side_{index['buyer']}"], data[f"transform_{index['buyer']}"]) == ("buyer", "id")
     assert (data[f"side_{index['category']}"], data[f"transform_{index['category']}"]) == ("product", "categorical")
     assert data[f"side_{index['rating']}"] == ""
-    target = re.search(r'<select name="target_column".*?</select>', html, flags=re.S).group(0)
+    target = re.search(r'<select name="features-target".*?</select>', html, flags=re.S).group(0)
     assert re.findall(r'<option value="([^"]+)"', target) == ["rating"]
-    assert data["target_column"] == "rating"
+    assert data["features-target"] == "rating"
 
 
 def test_a_feature_config_is_saved_as_the_platform_expects(page_client: Client, dataset: Dataset, acme: Tenant) -> None:
@@ -268,24 +268,27 @@ def test_a_feature_config_is_saved_as_the_platform_expects(page_client: Client, 
     response = page_client.post("/feature-configs/new/", data, follow=True)
     assert "Feature config “fc” saved." in _text(response)
     config = FeatureConfig.objects.of(acme.organisation).get(name="fc")
-    assert [(f["column"], f["transform"], f.get("embedding_dim")) for f in config.buyer_features] == [
+    assert [(f["column"], f["transform"], f.get("embedding_dim")) for f in config.features["buyer"]] == [
         ("buyer", "id", 8),
         ("rating", "bucketize", 32),
     ]
-    assert [(f["column"], f["transform"]) for f in config.product_features] == [
+    assert [(f["column"], f["transform"]) for f in config.features["product"]] == [
         ("product", "id"),
         ("category", "categorical"),
     ]
-    assert config.target_column == "rating"
+    assert config.features["target"] == "rating"
 
 
 def test_feature_problems_are_shown_beside_the_tower_row_and_target(page_client: Client, dataset: Dataset) -> None:
     html = page_client.get(f"/feature-configs/new/?dataset={dataset.pk}").content.decode()
-    nothing_on_buyer = _feature_post(html, name="", dataset=str(dataset.pk), side_0="", target_column="category")
+    nothing_on_buyer = _feature_post(
+        html, name="", dataset=str(dataset.pk), side_0="", **{"features-target": "category"}
+    )
     response = page_client.post("/feature-configs/new/", nothing_on_buyer)
-    assert "Put at least one column on the buyer side." in " ".join(_field_errors(response, "buyer_features"))
+    buyer_tower = re.search(r'data-field="features-buyer">(.*?)</div>', response.content.decode(), flags=re.S)
+    assert "at least 1 item" in buyer_tower.group(1)
     assert _field_errors(response, "name") == ["This field is required."]
-    assert "not one of the available choices" in " ".join(_field_errors(response, "target_column"))
+    assert "not one of the available choices" in " ".join(_field_errors(response, "features-target"))
     too_wide = _feature_post(html, name="x", dataset=str(dataset.pk), dim_1="5000")
     row = re.search(
         r'<tr data-column="product"[^>]*>(.*?)</tr>',
@@ -301,29 +304,27 @@ def test_feature_problems_are_shown_beside_the_tower_row_and_target(page_client:
 
 MODEL_FORM = {
     "name": "mt",
-    "model_type": "multitask",
-    "buyer_tower_layers": ["32", "16"],
-    "product_tower_layers": ["32", "16"],
-    "rating_head_layers": ["16", "1"],
-    "retrieval_weight": "1.5",
-    "ranking_weight": "0.5",
-    "loss_function": "mse",
-    "retrieval_algorithm": "brute_force",
-    "top_k": "10",
-    "optimizer": "adagrad",
-    "learning_rate": "0.1",
-    "batch_size": "128",
-    "epochs": "2",
-    "options": "",
+    "model-type": "multitask",
+    "model-buyer_tower_layers": ["32", "16"],
+    "model-product_tower_layers": ["32", "16"],
+    "model-rating_head_layers": ["16", "1"],
+    "model-retrieval_weight": "1.5",
+    "model-ranking_weight": "0.5",
+    "model-ranking_loss": "mse",
+    "model-retrieval_algorithm": "brute_force",
+    "training-optimizer": "adagrad",
+    "training-learning_rate": "0.1",
+    "training-batch_size": "128",
+    "training-epochs": "2",
 }
 
 
 def test_the_model_form_shows_sliders_layer_rows_and_fields_per_type(page_client: Client) -> None:
     html = page_client.get("/model-configs/new/").content.decode()
-    for name in ("retrieval_weight", "ranking_weight"):
+    for name in ("model-retrieval_weight", "model-ranking_weight"):
         slider = re.search(rf'<input type="range" name="{name}"[^>]*>', html).group(0)
-        assert 'min="0"' in slider and 'max="2"' in slider and 'step="0.1"' in slider
-    assert html.count('<input type="number" name="buyer_tower_layers"') == 2 and "+ Add layer" in html
+        assert 'min="0.0"' in slider and 'max="2.0"' in slider and 'step="0.1"' in slider
+    assert html.count('<input type="number" name="model-rating_head_layers"') == 3 and "+ Add layer" in html
     assert re.search(r'data-types="multitask"[^>]*>\s*<legend>Loss weights', html)
     assert re.search(r'data-types="ranking multitask"[^>]*>\s*<legend>Ranking head', html)
 
@@ -332,20 +333,21 @@ def test_a_multitask_model_config_is_saved_with_lists_and_weights(page_client: C
     response = page_client.post("/model-configs/new/", MODEL_FORM, follow=True)
     assert "Model config “mt” saved." in _text(response)
     config = ModelConfig.objects.of(acme.organisation).get(name="mt")
-    assert config.buyer_tower_layers == [32, 16] and config.rating_head_layers == [16, 1]
-    assert (config.retrieval_weight, config.ranking_weight) == (1.5, 0.5)
+    assert config.model["buyer_tower_layers"] == [32, 16] and config.model["rating_head_layers"] == [16, 1]
+    assert (config.model["retrieval_weight"], config.model["ranking_weight"]) == (1.5, 0.5)
+    assert config.training["epochs"] == 2 and config.model_type == "multitask"
 
 
 @pytest.mark.parametrize(
     ("change", "field", "fragment"),
     [
-        ({"retrieval_weight": "0", "ranking_weight": "0"}, "retrieval_weight", "above 0"),
-        ({"retrieval_weight": "2.5"}, "retrieval_weight", "less than or equal to 2"),
-        ({"buyer_tower_layers": ["32", "abc"]}, "buyer_tower_layers", "whole numbers"),
-        ({"product_tower_layers": ["32", "0"]}, "product_tower_layers", "at least 1"),
-        ({"rating_head_layers": ["16", "4"]}, "rating_head_layers", "1"),
-        ({"epochs": "0"}, "epochs", "greater than or equal to 1"),
-        ({"product_tower_layers": ["32", "8"]}, "product_tower_layers", "differ"),
+        ({"model-retrieval_weight": "0", "model-ranking_weight": "0"}, "model-retrieval_weight", "above 0"),
+        ({"model-retrieval_weight": "-0.5"}, "model-retrieval_weight", "greater than or equal to 0"),
+        ({"model-buyer_tower_layers": ["32", "abc"]}, "model-buyer_tower_layers", "whole numbers"),
+        ({"model-product_tower_layers": ["32", "0"]}, "model-product_tower_layers", "greater than or equal to 1"),
+        ({"model-rating_head_layers": ["16", "4"]}, "model-rating_head_layers", "1"),
+        ({"training-epochs": "0"}, "training-epochs", "greater than or equal to 1"),
+        ({"model-product_tower_layers": ["32", "8"]}, "model-product_tower_layers", "differ"),
     ],
 )
 def test_model_config_problems_are_shown_beside_their_field(
@@ -356,6 +358,15 @@ def test_model_config_problems_are_shown_beside_their_field(
     errors = _field_errors(response, field)
     assert errors and fragment in " ".join(errors), _text(response)
     assert not ModelConfig.objects.exists()
+
+
+def test_a_field_error_and_a_rule_of_another_section_are_shown_together(page_client: Client) -> None:
+    """One submission reports a training field's bound and the model's cross-field rule at once."""
+    response = page_client.post(
+        "/model-configs/new/", {**MODEL_FORM, "training-epochs": "0", "model-rating_head_layers": ["16", "4"]}
+    )
+    assert "greater than or equal to 1" in " ".join(_field_errors(response, "training-epochs"))
+    assert "must end in 1" in " ".join(_field_errors(response, "model-rating_head_layers"))
 
 
 # ---------------------------------------------------------------------------------------- experiments
@@ -380,12 +391,14 @@ def _experiment_form(dataset: Dataset, fc: int, mc: int, **changes: Any) -> dict
 
 def test_validate_lists_every_problem_and_starts_nothing(page_client: Client, dataset: Dataset, acme: Tenant) -> None:
     """The engine's rules and the platform's are all reported at once, each beside its field and in the list."""
-    fc, mc = create_configs(acme, features={"target_column": ""}, model={"top_k": 5000})
+    fc, mc = create_configs(acme, features={"target": None}, model={"index": {"candidate_pool": 5000}})
     data = _experiment_form(dataset, fc, mc, split_kind="time", split_cutoff="soon", action="validate")
     response = page_client.post("/experiments/new/", data)
     assert "3 problems to fix" in _text(response)
     assert "needs a target column" in " ".join(_field_errors(response, "feature_config"))
-    assert "top_k: 5000 is more than the 120 products" in " ".join(_field_errors(response, "model_config"))
+    assert "candidate_pool 5000 is larger than the catalog (120 products)" in " ".join(
+        _field_errors(response, "model_config")
+    )
     assert "is not a date or timestamp" in " ".join(_field_errors(response, "split_cutoff"))
     response = page_client.post("/experiments/new/", {**data, "sample_fraction": "0", "split_cutoff": ""})
     assert "greater than 0" in " ".join(_field_errors(response, "sample_fraction"))

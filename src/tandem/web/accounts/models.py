@@ -10,6 +10,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -124,3 +125,23 @@ class OwnedModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def name_problem(self) -> ValidationError | None:
+        """Why this record's name cannot be saved (empty, or taken in its organisation), or None."""
+        if not self.name.strip():
+            return ValidationError(_("This field is required."), code="required")
+        if "\x00" in self.name:
+            return ValidationError(_("Null characters are not allowed."), code="null_characters_not_allowed")
+        limit = self._meta.get_field("name").max_length
+        if len(self.name) > limit:
+            return ValidationError(
+                _("At most %(limit)d characters, got %(n)d."), code="max_length", params={"limit": limit, "n": len(self.name)}
+            )
+        taken = type(self).objects.of(self.organisation).filter(name=self.name).exclude(pk=self.pk)
+        if taken.exists():
+            return ValidationError(
+                _("“%(name)s” is already taken in your organisation."),
+                code="duplicate_name",
+                params={"name": self.name},
+            )
+        return None

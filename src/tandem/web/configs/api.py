@@ -1,19 +1,23 @@
-"""/api/feature-configs and /api/model-configs: create, list, read, update (PATCH), delete, copy."""
+"""/api/feature-configs and /api/model-configs: create, list, read, update (PATCH), delete, copy.
+
+The request and response schemas are built from the spec's section classes, so /api/openapi.json documents
+exactly what the engine accepts, with its defaults and bounds. A section in a request is documented as its
+class but validated by the engine when the record is cleaned, so every problem (a field's and a rule's)
+comes back in one 422, keyed by its spec path (`model.epochs`).
+"""
 
 # No `from __future__ import annotations`: ninja reads the endpoints' annotations, which name local classes.
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from django.forms.models import model_to_dict
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
-from pydantic import StrictInt
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model
 
-from tandem.web import records
-from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
-from tandem.web.configs.models import FeatureConfig, ModelConfig
+from tandem.web.configs import services
+from tandem.web.configs.models import FeatureConfig, ModelConfig, SpecSections
 from tandem.web.errors import BODY_PARAM
 
 router = Router()
@@ -22,137 +26,87 @@ router = Router()
 # --------------------------------------------------------------------------------------------- schemas
 
 
-class FeatureConfigIn(Schema):
-    """A new feature config; `buyer_features`/`product_features` items are the engine's feature specs."""
-
-    name: str
-    description: str = ""
-    buyer_features: list[dict[str, Any]]
-    product_features: list[dict[str, Any]]
-    target_column: str = ""
-    target_transform: str = "none"
+def _an_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("expected an object of the section's keys")
+    return value
 
 
-class FeatureConfigPatch(Schema):
-    """A partial update: only the keys sent change."""
-
-    name: str | None = None
-    description: str | None = None
-    buyer_features: list[dict[str, Any]] | None = None
-    product_features: list[dict[str, Any]] | None = None
-    target_column: str | None = None
-    target_transform: str | None = None
+def _partial(section: type[BaseModel]) -> type[BaseModel]:
+    """The section with no required key, for a PATCH (the keys sent are merged into the stored section)."""
+    required = {n: (f.annotation, Field(None, description=f.description)) for n, f in section.model_fields.items()
+                if f.is_required()}  # fmt: skip
+    if not required:
+        return section
+    return create_model(f"{section.__name__}Patch", __base__=section, **required)
 
 
-class FeatureConfigOut(Schema):
-    """A feature config as stored (normalised by the engine); `in_use` when an experiment refers to it."""
-
-    id: int
-    name: str
-    description: str
-    buyer_features: list[dict[str, Any]]
-    product_features: list[dict[str, Any]]
-    target_column: str
-    target_transform: str
-    in_use: bool
-    created_at: datetime
-    updated_at: datetime
-
-    @staticmethod
-    def resolve_in_use(obj: FeatureConfig) -> bool:
-        return obj.is_in_use
+def _section(section: type[BaseModel]) -> Any:
+    """A request key documented as `section` and validated later, with the record, by the engine."""
+    return Annotated[dict[str, Any], PlainValidator(_an_object, json_schema_input_type=section)]
 
 
-class ModelConfigIn(Schema):
-    """A new model config: the seed's fields, plus `options` for any other engine model/training key."""
+class _Input(Schema):
+    """A request body: a key this endpoint does not know is an error, not ignored."""
 
-    name: str
-    description: str = ""
-    model_type: str = "multitask"
-    buyer_tower_layers: list[StrictInt] = []
-    product_tower_layers: list[StrictInt] = []
-    rating_head_layers: list[StrictInt] = [256, 128, 1]
-    output_embedding_dim: int | None = None
-    retrieval_weight: float = 1.0
-    ranking_weight: float = 1.0
-    loss_function: str = "mse"
-    retrieval_algorithm: str = "brute_force"
-    top_k: int = 100
-    optimizer: str = "adagrad"
-    learning_rate: float = 0.1
-    batch_size: int = 4096
-    epochs: int = 3
-    options: dict[str, Any] = {}
+    model_config = ConfigDict(extra="forbid")
 
 
-class ModelConfigPatch(Schema):
-    """A partial update: only the keys sent change (null clears output_embedding_dim)."""
-
-    name: str | None = None
-    description: str | None = None
-    model_type: str | None = None
-    buyer_tower_layers: list[StrictInt] | None = None
-    product_tower_layers: list[StrictInt] | None = None
-    rating_head_layers: list[StrictInt] | None = None
-    output_embedding_dim: int | None = None
-    retrieval_weight: float | None = None
-    ranking_weight: float | None = None
-    loss_function: str | None = None
-    retrieval_algorithm: str | None = None
-    top_k: int | None = None
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    batch_size: int | None = None
-    epochs: int | None = None
-    options: dict[str, Any] | None = None
-
-
-class ModelConfigOut(Schema):
-    """A model config; `in_use` when an experiment refers to it (then only name and description change)."""
-
-    id: int
-    name: str
-    description: str
-    model_type: str
-    buyer_tower_layers: list[int]
-    product_tower_layers: list[int]
-    rating_head_layers: list[int]
-    output_embedding_dim: int | None
-    retrieval_weight: float
-    ranking_weight: float
-    loss_function: str
-    retrieval_algorithm: str
-    top_k: int
-    optimizer: str
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    options: dict[str, Any]
-    in_use: bool
-    created_at: datetime
-    updated_at: datetime
-
-    @staticmethod
-    def resolve_in_use(obj: ModelConfig) -> bool:
-        return obj.is_in_use
+def _schemas(model: type[SpecSections], label: str) -> tuple[type[Schema], type[Schema], type[Schema]]:
+    """The In, Patch and Out schemas of a config: its name and description, then its spec sections."""
+    sections = model.SECTIONS
+    name = model.__name__
+    schema_in = create_model(
+        f"{name}In",
+        __base__=_Input,
+        __doc__=f"A new {label}; a section left out takes the engine's defaults.",
+        name=(str, ...),
+        description=(str, ""),
+        **{s: (_section(cls), ... if _required(cls) else Field(default_factory=dict)) for s, cls in sections.items()},
+    )
+    schema_patch = create_model(
+        f"{name}Patch",
+        __base__=_Input,
+        __doc__="A partial update: only the keys sent change; a section's keys are merged into the stored section.",
+        name=(str | None, None),
+        description=(str | None, None),
+        **{s: (_section(_partial(cls)) | None, None) for s, cls in sections.items()},
+    )
+    schema_out = create_model(
+        f"{name}Out",
+        __base__=Schema,
+        __doc__=f"A {label} as stored (normalised by the engine); `in_use` when an experiment refers to it.",
+        id=(int, ...),
+        name=(str, ...),
+        description=(str, ...),
+        **({"model_type": (str, ...)} if "model" in sections else {}),
+        **{s: (cls, ...) for s, cls in sections.items()},
+        in_use=(bool, Field(validation_alias="is_in_use")),
+        created_at=(datetime, ...),
+        updated_at=(datetime, ...),
+    )
+    return schema_in, schema_patch, schema_out
 
 
-class CopyIn(Schema):
+def _required(section: type[BaseModel]) -> bool:
+    return any(f.is_required() for f in section.model_fields.values())
+
+
+FeatureConfigIn, FeatureConfigPatch, FeatureConfigOut = _schemas(FeatureConfig, "feature config")
+ModelConfigIn, ModelConfigPatch, ModelConfigOut = _schemas(ModelConfig, "model config")
+
+
+class CopyIn(_Input):
     """The name of the copy."""
 
     name: str
 
 
-def _patch_data(payload: Schema) -> dict[str, Any]:
-    # PATCH: only the keys sent; an explicit null for output_embedding_dim clears it.
-    return payload.model_dump(exclude_unset=True)
-
-
 # ---------------------------------------------------------------------------------------- endpoints
-# Each kind gets the same six endpoints; `_crud` writes them once for a (model, form, schemas) quadruple.
+# Each kind gets the same six endpoints; `_crud` writes them once for a (model, schemas) quadruple.
 
 
-def _crud(prefix: str, model: type, form: type, schema_in: type, schema_patch: type, schema_out: type, tag: str):
+def _crud(prefix: str, model: type[SpecSections], schema_in: type, schema_patch: type, schema_out: type, tag: str):
     label = model._meta.verbose_name
     name = model._meta.model_name
 
@@ -160,20 +114,34 @@ def _crud(prefix: str, model: type, form: type, schema_in: type, schema_patch: t
         return get_object_or_404(model.objects.of(request.auth.organisation), pk=config_id)
 
     @router.post(
-        prefix, response={201: schema_out}, tags=[tag], summary=f"Create a {label}", operation_id=f"create_{name}"
+        prefix,
+        response={201: schema_out},
+        tags=[tag],
+        summary=f"Create a {label}",
+        operation_id=f"create_{name}",
     )
     def create(request: HttpRequest, payload: schema_in) -> Status:  # type: ignore[valid-type]
         actor = request.auth
-        obj = records.create(form, organisation=actor.organisation, user=actor.user, data=payload.model_dump())
-        return Status(201, obj)
+        data = payload.model_dump()
+        return Status(201, services.create(model, organisation=actor.organisation, user=actor.user, data=data))
 
-    @router.get(prefix, response=list[schema_out], tags=[tag], summary=f"List {label}s", operation_id=f"list_{name}s")
+    @router.get(
+        prefix,
+        response=list[schema_out],
+        tags=[tag],
+        summary=f"List {label}s",
+        operation_id=f"list_{name}s",
+    )
     @paginate(LimitOffsetPagination)
     def list_(request: HttpRequest) -> Any:
         return model.objects.of(request.auth.organisation)
 
     @router.get(
-        prefix + "/{config_id}", response=schema_out, tags=[tag], summary=f"Read a {label}", operation_id=f"read_{name}"
+        prefix + "/{config_id}",
+        response=schema_out,
+        tags=[tag],
+        summary=f"Read a {label}",
+        operation_id=f"read_{name}",
     )
     def read(request: HttpRequest, config_id: int) -> Any:
         return _get(request, config_id)
@@ -186,7 +154,7 @@ def _crud(prefix: str, model: type, form: type, schema_in: type, schema_patch: t
         operation_id=f"update_{name}",
     )
     def update(request: HttpRequest, config_id: int, payload: schema_patch) -> Any:  # type: ignore[valid-type]
-        return records.update(_get(request, config_id), form, data=_patch_data(payload))
+        return services.update(_get(request, config_id), payload.model_dump(exclude_unset=True))
 
     @router.post(
         prefix + "/{config_id}/copy",
@@ -196,9 +164,7 @@ def _crud(prefix: str, model: type, form: type, schema_in: type, schema_patch: t
         operation_id=f"copy_{name}",
     )
     def copy(request: HttpRequest, config_id: int, payload: CopyIn) -> Status:
-        data = {**model_to_dict(_get(request, config_id), fields=form._meta.fields), "name": payload.name}
-        actor = request.auth
-        return Status(201, records.create(form, organisation=actor.organisation, user=actor.user, data=data))
+        return Status(201, services.copy(_get(request, config_id), name=payload.name, user=request.auth.user))
 
     @router.delete(
         prefix + "/{config_id}",
@@ -208,13 +174,10 @@ def _crud(prefix: str, model: type, form: type, schema_in: type, schema_patch: t
         operation_id=f"delete_{name}",
     )
     def delete(request: HttpRequest, config_id: int) -> Status:
-        records.delete(_get(request, config_id))
+        _get(request, config_id).delete()  # ProtectedError (in use) is reported as 409
         return Status(204, None)
 
 
 assert BODY_PARAM == "payload"  # the error mapper strips this parameter name from locations
-_crud(
-    "/feature-configs", FeatureConfig, FeatureConfigForm, FeatureConfigIn, FeatureConfigPatch, FeatureConfigOut,
-    "feature configs",
-)  # fmt: skip
-_crud("/model-configs", ModelConfig, ModelConfigForm, ModelConfigIn, ModelConfigPatch, ModelConfigOut, "model configs")
+_crud("/feature-configs", FeatureConfig, FeatureConfigIn, FeatureConfigPatch, FeatureConfigOut, "feature configs")
+_crud("/model-configs", ModelConfig, ModelConfigIn, ModelConfigPatch, ModelConfigOut, "model configs")

@@ -1,50 +1,28 @@
-"""Forms for configs: the engine's rules run in the models' `clean`, so these only choose the fields."""
+"""Forms for configs, generated from the spec sections each config stores (:mod:`tandem.web.spec_forms`)."""
 
 from __future__ import annotations
 
+from django import forms
+
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.forms import OwnedModelForm
+from tandem.web.spec_forms import sections_form
 
-
-class FeatureConfigForm(OwnedModelForm):
-    """Create or change a feature config (the engine's rules run in the model's clean)."""
-
-    class Meta:
-        model = FeatureConfig
-        fields = ["name", "description", "buyer_features", "product_features", "target_column", "target_transform"]
-
-
-class ModelConfigForm(OwnedModelForm):
-    """Create or change a model config (the engine's rules run in the model's clean)."""
-
-    class Meta:
-        model = ModelConfig
-        fields = [
-            "name",
-            "description",
-            "model_type",
-            "buyer_tower_layers",
-            "product_tower_layers",
-            "rating_head_layers",
-            "output_embedding_dim",
-            "retrieval_weight",
-            "ranking_weight",
-            "loss_function",
-            "retrieval_algorithm",
-            "top_k",
-            "optimizer",
-            "learning_rate",
-            "batch_size",
-            "epochs",
-            "options",
-        ]
-
-    def clean(self) -> dict:
-        # A form JSONField reads [] and {} as "empty" (None); here they are meaningful values.
-        cleaned = super().clean()
-        for field in ("buyer_tower_layers", "product_tower_layers", "rating_head_layers"):
-            if field in cleaned and cleaned[field] is None:
-                cleaned[field] = []
-        if "options" in cleaned and cleaned["options"] is None:
-            cleaned["options"] = {}
-        return cleaned
+FeatureConfigForm = sections_form(
+    FeatureConfig,
+    OwnedModelForm,
+    ["name", "description"],
+    "Create or change a feature config: its name and every field of the spec's features section.",
+)
+ModelConfigForm = sections_form(
+    ModelConfig,
+    OwnedModelForm,
+    ["name", "description"],
+    "Create or change a model config: its name and every field of the spec's model and training sections.",
+)
+FeatureConfigAdminForm = sections_form(
+    FeatureConfig, forms.ModelForm, ["organisation", "name", "description"], "A feature config in the admin."
+)
+ModelConfigAdminForm = sections_form(
+    ModelConfig, forms.ModelForm, ["organisation", "name", "description"], "A model config in the admin."
+)

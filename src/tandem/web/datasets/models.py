@@ -13,6 +13,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from tandem.data.sources import is_numeric
+from tandem.data.splits import cutoff_seconds
 from tandem.web import engine
 from tandem.web.accounts.models import OwnedModel
 from tandem.web.validators import no_nul_characters
@@ -97,6 +98,22 @@ class Dataset(OwnedModel):
                 return int(c["distinct"])
         return None
 
+    def time_range(self) -> tuple[int, int] | None:
+        """First and last transaction time in Unix seconds, from the profile; None without a readable timestamp."""
+        for c in (self.profile.get("transactions") or {}).get("columns", []):
+            if c["name"] == self.timestamp_column and c.get("min") is not None and c.get("max") is not None:
+                try:
+                    return cutoff_seconds(str(c["min"])), cutoff_seconds(str(c["max"]))
+                except engine.SpecError:
+                    return None
+        return None
+
+    def facts(self) -> engine.DataFacts:
+        """What the experiment rules need to know about this dataset, read from its stored profile."""
+        return engine.DataFacts(
+            columns=self.available_columns(), n_products=self.distinct_products(), time_range=self.time_range()
+        )
+
     @property
     def row_count(self) -> int:
         return int((self.profile.get("transactions") or {}).get("rows", 0))
@@ -167,10 +184,8 @@ class Dataset(OwnedModel):
         self._check_preparation()
 
     def _check_preparation(self) -> None:
-        try:
-            normalised = engine.check_data(self.data_section())
-        except engine.SpecError as e:
-            raise engine.problems_to_error(e.problems, _data_field) from None
+        parsed = engine.check_sections({"data": self.data_section()}, _data_field)
+        normalised = parsed["data"].model_dump(mode="json", exclude_none=True)
         self.filters = normalised.get("filters", [])
         self.aggregate = normalised.get("aggregate")
         errors: dict[str, list[ValidationError]] = {}
@@ -190,8 +205,8 @@ class Dataset(OwnedModel):
             raise ValidationError(errors)
 
 
-def _data_field(path: str) -> str:
-    part = path.split(".")[1] if "." in path else ""
+def _data_field(problem: engine.Problem) -> str:
+    part = problem.parts[1] if len(problem.parts) > 1 else ""
     return {
         "filters": "filters",
         "aggregate": "aggregate",

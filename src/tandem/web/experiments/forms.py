@@ -1,18 +1,18 @@
 """The experiment form: every rule, the engine's and the platform's, checked before anything is queued.
 
-The engine's rules come from parsing the spec the experiment would run; the platform's are those the
-engine cannot know: the records belong to the caller's organisation (other organisations' records are not
-choices at all), and the columns the configs name exist in the dataset's files with suitable types.
+The spec's own rules come from parsing the spec the experiment would run; the experiment rules (columns
+exist, the target is numeric, top-K fits the catalog, the cutoff is inside the data) from the engine's
+:func:`tandem.experiment_rules.check_experiment` with the facts of the dataset's stored profile. The
+records belong to the caller's organisation: other organisations' records are not choices at all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.translation import gettext_lazy as _
 
-from tandem.data.splits import cutoff_seconds
 from tandem.web import engine
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
@@ -35,9 +35,9 @@ _SPLIT_FIELDS = {
 }
 
 
-def _field_for(path: str) -> str:
+def _field_for(problem: engine.Problem) -> str:
     """The form field that a spec path's problem belongs to."""
-    parts = path.split(".")
+    parts = [str(p) for p in problem.parts]
     if parts[0] == "features":
         return "feature_config"
     if parts[0] in ("model", "training"):
@@ -46,6 +46,8 @@ def _field_for(path: str) -> str:
         if len(parts) > 2 and parts[1] == "split":
             return _SPLIT_FIELDS.get(parts[2], "split_kind")
         return _DATA_FIELDS.get(parts[1] if len(parts) > 1 else "", "dataset")
+    if parts[0] == "evaluation":
+        return "dataset"
     return NON_FIELD_ERRORS
 
 
@@ -98,67 +100,11 @@ class ExperimentForm(OwnedModelForm):
         raw = spec_dict(
             dataset, fc, mc, name=cleaned["name"], sample_fraction=cleaned.get("sample_fraction"), seed=cleaned.get("seed"), **split
         )  # fmt: skip
-        errors: list[ValidationError] = []
         try:
-            spec = engine.parse(raw)
+            spec = engine.parse_experiment(raw, dataset.facts())
         except engine.SpecError as e:
-            errors.append(engine.problems_to_error(e.problems, _field_for))
-            spec = None
-        platform = self._platform_rules(dataset, fc, mc)
-        if platform:
-            errors.append(ValidationError(platform))
-        if errors:
-            merged: dict[str, list[ValidationError]] = {}
-            for err in errors:
-                for field, messages in err.error_dict.items():
-                    merged.setdefault(field, []).extend(messages)
-            raise ValidationError(merged)
+            raise engine.problems_to_error(e.problems, _field_for) from None
         self.instance.spec = spec.to_dict()
         self.instance.model_type = spec.model.type
         self.instance.total_epochs = spec.training.epochs
         return cleaned
-
-    def _platform_rules(self, dataset: Dataset, fc: FeatureConfig, mc: ModelConfig) -> dict[str, list[ValidationError]]:
-        errors: dict[str, list[ValidationError]] = {}
-        columns = dataset.available_columns()
-        for field, column in fc.columns():
-            if column not in columns:
-                errors.setdefault("feature_config", []).append(
-                    ValidationError(
-                        _("%(field)s: no column “%(column)s” in dataset “%(dataset)s” (it has: %(columns)s)."),
-                        code="unknown_column",
-                        params={
-                            "field": field,
-                            "column": column,
-                            "dataset": dataset,
-                            "columns": ", ".join(list(columns)[:30]),
-                        },
-                    )
-                )
-        target = fc.target_column
-        if target and target in columns and mc.model_type != "retrieval" and not dataset.is_numeric_column(target):
-            errors.setdefault("feature_config", []).append(
-                ValidationError(
-                    _("target_column: “%(column)s” is %(type)s, not a number; the ranking target must be numeric."),
-                    code="non_numeric_target",
-                    params={"column": target, "type": columns[target]},
-                )
-            )
-        cutoff = self.cleaned_data.get("split_cutoff")
-        if cutoff:
-            try:
-                cutoff_seconds(cutoff)
-            except engine.SpecError as e:
-                errors.setdefault("split_cutoff", []).extend(
-                    ValidationError(p.message, code="invalid_cutoff") for p in e.problems
-                )
-        catalog = dataset.distinct_products()
-        if mc.model_type != "ranking" and catalog is not None and mc.top_k > catalog:
-            errors.setdefault("model_config", []).append(
-                ValidationError(
-                    _("top_k: %(k)d is more than the %(n)d products in dataset “%(dataset)s”."),
-                    code="top_k_too_large",
-                    params={"k": mc.top_k, "n": catalog, "dataset": dataset},
-                )
-            )
-        return errors

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tandem.spec import DEFAULT_KS
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
-
-# The cut-offs of the seed's recall metrics; those larger than the dataset's catalog are left out.
-KS = (5, 10, 50, 100)
 
 
 def spec_dict(
@@ -39,16 +37,17 @@ def spec_dict(
         data["sample_fraction"] = sample_fraction
     if seed is not None:
         data["sample_seed"] = seed
-    training = model_config.training_section()
+    training = dict(model_config.training)
     if seed is not None:
-        training.setdefault("seed", seed)
+        training["seed"] = seed
     catalog = dataset.distinct_products()
-    ks = [k for k in KS if catalog is None or k <= catalog] or [1]
+    # The default cut-offs that fit in the catalog (a larger one would be refused).
+    ks = [k for k in DEFAULT_KS if catalog is None or k <= catalog] or [1]
     return {
         "name": name,
         "data": data,
-        "features": feature_config.features_section(),
-        "model": model_config.model_section(),
+        "features": dict(feature_config.features),
+        "model": dict(model_config.model),
         "training": training,
         "evaluation": {"ks": ks},
     }

@@ -7,7 +7,6 @@ engine's rules in `clean`, so every problem comes back keyed by the field it con
 
 from __future__ import annotations
 
-import re
 import typing
 from typing import Any
 
@@ -21,6 +20,7 @@ from tandem.web.datasets.forms import DatasetUploadForm
 from tandem.web.datasets.models import ROLES, Dataset
 from tandem.web.experiments.forms import ExperimentForm
 from tandem.web.experiments.models import Experiment
+from tandem.web.spec_forms import field_key
 
 
 def _transforms() -> tuple[list[str], set[str]]:
@@ -143,15 +143,12 @@ def target_choices(dataset: Dataset) -> list[str]:
     return [c for c in dataset.available_columns() if c not in skip and dataset.is_numeric_column(c)]
 
 
-_INDEXED = re.compile(r"^(buyer|product)\.(\d+)(?:\.[\w.]+)?: ")
-
-
 class FeatureConfigBuilderForm(FeatureConfigForm):
     """A FeatureConfig built from a table of the dataset's columns: side, transform and embedding size per column.
 
-    `buyer_features` and `product_features` are not typed in: `clean` builds them from the rows, and the
-    model's own validation (the engine's rules) then reports on them; `row_errors` puts a problem of the
-    n-th buyer or product feature on that column's row.
+    The buyer and product feature lists are not typed in: `clean` builds them from the rows, and the
+    record's validation (the engine's rules) then reports on them; a problem whose spec path names the n-th
+    buyer or product feature is shown on that column's row.
     """
 
     def __init__(self, *args: Any, dataset: Dataset, **kwargs: Any) -> None:
@@ -159,26 +156,27 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
         self.dataset = dataset
         self.columns = list(dataset.available_columns().items())
         self.fields["description"].widget = forms.TextInput()
-        for name in ("buyer_features", "product_features"):
-            self.fields[name].required = False
-            self.fields[name].widget = forms.HiddenInput()
+        for side in ("buyer", "product"):
+            self.fields[field_key("features", side)].widget = forms.HiddenInput()
         targets = target_choices(dataset)
-        self.fields["target_column"] = forms.ChoiceField(
-            label=_("Target column"),
+        key = field_key("features", "target")
+        self.fields[key] = forms.ChoiceField(  # the spec's field, its choices narrowed to this dataset's numbers
+            label=self.fields[key].label,
             required=False,
             choices=[("", _("none (retrieval only)")), *[(c, c) for c in targets]],
             help_text=_("The number the ranking task predicts; only numeric columns are offered."),
         )
-        relabel(self.fields["target_transform"])
+        self.fields[key].spec = self.base_fields[key].spec
+        relabel(self.fields[field_key("features", "target_transform")])
         hinted = [c for hint in TARGET_HINTS for c in targets if c.lower() == hint]
-        self.initial.setdefault("target_column", (hinted or targets or [""])[0])
+        self.initial.setdefault(field_key("features", "target"), (hinted or targets or [""])[0])
         transform_choices = [(t, t) for t in TRANSFORMS]
         for i, (column, kind) in enumerate(self.columns):
             side, transform = _default_row(dataset, column, kind)
             self.fields[f"side_{i}"] = forms.ChoiceField(choices=SIDES, required=False, initial=side)
             self.fields[f"transform_{i}"] = forms.ChoiceField(choices=transform_choices, initial=transform)
             self.fields[f"dim_{i}"] = forms.IntegerField(
-                min_value=1, max_value=4096, initial=DEFAULT_EMBEDDING_DIM, required=False
+                initial=DEFAULT_EMBEDDING_DIM, required=False, widget=forms.NumberInput(attrs={"min": 1, "step": 1})
             )
         self._row_of: dict[str, list[int]] = {"buyer": [], "product": []}
 
@@ -196,19 +194,8 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
             features[side].append(feature)
             self._row_of[side].append(i)
         for side in ("buyer", "product"):
-            if not features[side]:
-                self.add_error(
-                    f"{side}_features",
-                    ValidationError(
-                        _("Put at least one column on the %(side)s side."), code="empty_tower", params={"side": side}
-                    ),
-                )
-        cleaned["buyer_features"], cleaned["product_features"] = features["buyer"], features["product"]
+            cleaned[field_key("features", side)] = features[side]  # an empty tower is the engine's problem
         return cleaned
-
-    def record_data(self) -> dict[str, Any]:
-        """What the platform's FeatureConfigForm takes, from a valid form."""
-        return {k: self.cleaned_data[k] for k in FeatureConfigForm._meta.fields}
 
     def rows(self) -> list[dict[str, Any]]:
         """The column table: name, type, origin file, its three fields and the problems that concern it."""
@@ -229,21 +216,31 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
         return out
 
     def row_errors(self) -> dict[int, list[str]]:
+        """Problems of the n-th buyer or product feature, by the table row that holds it."""
         out: dict[int, list[str]] = {}
-        for side in ("buyer", "product"):
-            for message in self.errors.get(f"{side}_features", []):
-                match = _INDEXED.match(message)
-                rows = self._row_of[side]
-                if match and int(match.group(2)) < len(rows):
-                    out.setdefault(rows[int(match.group(2))], []).append(message[match.end() :])
+        for problem in self.spec_problems:
+            parts = problem.parts
+            if len(parts) > 2 and parts[1] in self._row_of and isinstance(parts[2], int):
+                rows = self._row_of[str(parts[1])]
+                if parts[2] < len(rows):
+                    inner = ".".join(str(p) for p in parts[3:])
+                    out.setdefault(rows[parts[2]], []).append(
+                        f"{inner}: {problem.message}" if inner else problem.message
+                    )
         return out
 
     def tower_errors(self) -> dict[str, list[str]]:
         """Problems of each tower's feature list that no single row owns, by side."""
-        return {
-            side: [m for m in self.errors.get(f"{side}_features", []) if not _INDEXED.match(m)]
-            for side in ("buyer", "product")
-        }
+        out: dict[str, list[str]] = {}
+        for problem in self.spec_problems:
+            parts = problem.parts
+            if (
+                len(parts) >= 2
+                and parts[1] in ("buyer", "product")
+                and not (len(parts) > 2 and isinstance(parts[2], int))
+            ):
+                out.setdefault(str(parts[1]), []).append(problem.message)
+        return out
 
     @property
     def embedded_transforms(self) -> str:
@@ -254,104 +251,15 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
 # ------------------------------------------------------------------------------------------- model configs
 
 
-class LayerListWidget(forms.Widget):
-    """An editable list of layer sizes: one number input per row, with buttons to add and remove rows."""
-
-    template_name = "pages/widgets/layer_list.html"
-
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
-        return data.getlist(name) if hasattr(data, "getlist") else data.get(name)
-
-    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
-        return False  # no rows means an empty list, not "keep the initial value"
-
-    def format_value(self, value: Any) -> list[Any]:
-        if isinstance(value, list | tuple):
-            return list(value)
-        return [] if value in (None, "") else [value]
-
-
-class LayerListField(forms.Field):
-    """A list of positive whole numbers from the rows of a LayerListWidget; blank rows are ignored."""
-
-    widget = LayerListWidget
-
-    def to_python(self, value: Any) -> list[int]:
-        values = value if isinstance(value, list | tuple) else ([] if value in (None, "") else [value])
-        out = []
-        for v in values:
-            if isinstance(v, int) and not isinstance(v, bool):
-                out.append(v)
-                continue
-            text = str(v).strip()
-            if not text:
-                continue
-            if not text.isdigit():
-                raise ValidationError(
-                    _("Layer sizes are whole numbers such as 128; got “%(value)s”."),
-                    code="invalid_layer",
-                    params={"value": text},
-                )
-            out.append(int(text))
-        return out
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        return self.to_python(initial) != self.to_python(data)
-
-
-class WeightSlider(forms.NumberInput):
-    """A 0.0–2.0 range input (step 0.1) whose value is shown beside it."""
-
-    input_type = "range"
-    template_name = "pages/widgets/slider.html"
-
-    def __init__(self) -> None:
-        super().__init__(attrs={"min": "0", "max": "2", "step": "0.1"})
-
-
-# A new config starts from towers and a rating head that train quickly and agree in size.
-MODEL_CONFIG_INITIAL = {
-    "buyer_tower_layers": [64, 32],
-    "product_tower_layers": [64, 32],
-    "rating_head_layers": [64, 32, 1],
-}
-# Which model types each field concerns; the page hides the others (the form still accepts them).
-FIELDS_FOR_TYPE = {
-    "rating_head_layers": ("ranking", "multitask"),
-    "loss_function": ("ranking", "multitask"),
-    "retrieval_weight": ("multitask",),
-    "ranking_weight": ("multitask",),
-    "retrieval_algorithm": ("retrieval", "multitask"),
-    "top_k": ("retrieval", "multitask"),
-}
-
-
 class ModelConfigPageForm(ModelConfigForm):
-    """The platform's ModelConfig form with layer lists as editable rows and the loss weights as sliders."""
-
-    buyer_tower_layers = LayerListField(required=False, label=_("Buyer tower layers"))
-    product_tower_layers = LayerListField(required=False, label=_("Product tower layers"))
-    rating_head_layers = LayerListField(required=False, label=_("Rating head layers"))
+    """The generated ModelConfig form with labels for people; the spec's `ui` metadata picks the widgets."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model_type"].widget = forms.RadioSelect(choices=self.fields["model_type"].choices)
-        for name in ("retrieval_weight", "ranking_weight"):
-            self.fields[name].widget = WeightSlider()
-        for name in ("loss_function", "retrieval_algorithm", "optimizer"):
-            relabel(self.fields[name])
-        self.fields["options"].widget = forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
-        self.fields["options"].required = False
         self.fields["description"].widget = forms.TextInput()
-        self.fields["buyer_tower_layers"].help_text = _("Hidden layers, input side first, e.g. 128 then 64.")
-        self.fields["product_tower_layers"].help_text = _("The last sizes of both towers must agree.")
-        self.fields["rating_head_layers"].help_text = _("Ends in 1, e.g. 64, 32, 1.")
-        for name, types in FIELDS_FOR_TYPE.items():
-            self.fields[name].shown_for = " ".join(types)  # read by the page's script through data-types
-
-    def record_data(self) -> dict[str, Any]:
-        """What the platform's ModelConfigForm takes, from a valid form."""
-        return {k: self.cleaned_data[k] for k in ModelConfigForm._meta.fields}
+        for name, field in self.fields.items():
+            if isinstance(field, forms.ChoiceField) and name.startswith(("model-", "training-")):
+                relabel(field)
 
 
 # --------------------------------------------------------------------------------------------- experiments

@@ -20,7 +20,6 @@ from django.views.decorators.http import require_POST
 
 from tandem.web import records
 from tandem.web.accounts.auth import Actor, actor_for
-from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets import services as dataset_services
 from tandem.web.datasets.forms import DatasetUpdateForm
@@ -158,13 +157,9 @@ def feature_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
         return render(request, "pages/feature_config_new.html", {"datasets": datasets})
     form = forms.FeatureConfigBuilderForm(request.POST or None, organisation=org, user=actor.user, dataset=dataset)
     if request.method == "POST" and form.is_valid():
-        try:
-            config = records.create(FeatureConfigForm, organisation=org, user=actor.user, data=form.record_data())
-        except ValidationError as e:
-            forms.apply_errors(form, e)
-        else:
-            messages.success(request, f"Feature config “{config.name}” saved.")
-            return redirect("pages:feature_configs")
+        config = form.save()
+        messages.success(request, f"Feature config “{config.name}” saved.")
+        return redirect("pages:feature_configs")
     return render(request, "pages/feature_config_new.html", {"datasets": datasets, "dataset": dataset, "form": form})
 
 
@@ -182,17 +177,11 @@ def model_config_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def model_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     """A model config: the type first, then what that type needs."""
     org = actor.organisation
-    form = forms.ModelConfigPageForm(
-        request.POST or None, organisation=org, user=actor.user, initial=forms.MODEL_CONFIG_INITIAL
-    )
+    form = forms.ModelConfigPageForm(request.POST or None, organisation=org, user=actor.user)
     if request.method == "POST" and form.is_valid():
-        try:
-            config = records.create(ModelConfigForm, organisation=org, user=actor.user, data=form.record_data())
-        except ValidationError as e:
-            forms.apply_errors(form, e)
-        else:
-            messages.success(request, f"Model config “{config.name}” saved.")
-            return redirect("pages:model_configs")
+        config = form.save()
+        messages.success(request, f"Model config “{config.name}” saved.")
+        return redirect("pages:model_configs")
     return render(request, "pages/model_config_new.html", {"form": form})
 
 

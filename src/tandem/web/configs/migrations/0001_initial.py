@@ -5,7 +5,6 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import tandem.web.configs.models
 import tandem.web.validators
 
 
@@ -113,7 +112,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         default=list,
                         help_text="e.g. [128, 64]",
-                        validators=[tandem.web.configs.models._layers_validator],
+                        validators=[],
                         verbose_name="buyer tower layers",
                     ),
                 ),
@@ -123,7 +122,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         default=list,
                         help_text="e.g. [128, 64]",
-                        validators=[tandem.web.configs.models._layers_validator],
+                        validators=[],
                         verbose_name="product tower layers",
                     ),
                 ),
@@ -133,7 +132,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         default=list,
                         help_text="Ends in 1, e.g. [64, 32, 1]; needed by ranking and multitask models.",
-                        validators=[tandem.web.configs.models._layers_validator],
+                        validators=[],
                         verbose_name="rating head layers",
                     ),
                 ),

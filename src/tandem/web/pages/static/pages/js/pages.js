@@ -78,7 +78,7 @@
   // --------------------------------------------------------------------------------- model config form
 
   function showForType(form) {
-    const checked = form.querySelector("input[name=model_type]:checked");
+    const checked = form.querySelector('input[name="model-type"]:checked');
     if (!checked) return;
     form.querySelectorAll("[data-types]").forEach((el) => {
       el.hidden = !el.dataset.types.split(" ").includes(checked.value);
@@ -205,7 +205,7 @@
     wireAutosubmit(root);
     all(root, "form[data-model-form]").forEach((form) => {
       form.addEventListener("change", (event) => {
-        if (event.target.name === "model_type") showForType(form);
+        if (event.target.name === "model-type") showForType(form);
       });
       showForType(form);
     });

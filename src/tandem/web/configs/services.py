@@ -1,0 +1,78 @@
+"""Create, change and copy configs from the API's sections: the record's own `clean` runs the engine once.
+
+A section sent to `update` is merged key by key into the stored one; a config that an experiment uses may
+change only its name and description (changing the rest would rewrite what that experiment ran).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from tandem.web.accounts.models import Organisation
+from tandem.web.configs.models import SpecSections
+from tandem.web.errors import Conflict
+from tandem.web.records import DESCRIPTIVE_FIELDS
+
+R = TypeVar("R", bound=SpecSections)
+
+
+def _save(record: R) -> R:
+    errors: dict[str, list[ValidationError]] = {}
+    record.name = record.name.strip()
+    name_error = record.name_problem()
+    if name_error is not None:
+        errors["name"] = [name_error]
+    try:
+        record.full_clean(exclude=["organisation", "created_by", "name"], validate_constraints=False)
+    except ValidationError as e:
+        errors.update(e.error_dict)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:
+        # Two requests raced for the same name; the loser gets the error the check would have given.
+        raise ValidationError(
+            {"name": ValidationError("This name was just taken in your organisation.", code="duplicate_name")}
+        ) from None
+    return record
+
+
+def create(model: type[R], *, organisation: Organisation, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> R:
+    """A new config from `data` (name, description and its sections; a section left out takes its defaults)."""
+    record = model(organisation=organisation, created_by=user, name=data.get("name", ""))
+    record.description = data.get("description", "")
+    for section in model.SECTIONS:
+        if section in data:
+            setattr(record, section, dict(data[section]))
+    return _save(record)
+
+
+def update(record: R, data: Mapping[str, Any]) -> R:
+    """Apply a partial update. Raises Conflict when a config in use would change beyond its descriptive fields."""
+    merged = {s: {**getattr(record, s), **data[s]} for s in record.SECTIONS if data.get(s) is not None}
+    changed = {s for s, value in merged.items() if value != getattr(record, s)}
+    if changed and record.is_in_use:
+        raise Conflict(
+            f"{record._meta.verbose_name.capitalize()} “{record}” is used by an experiment, so "
+            f"{', '.join(sorted(changed))} cannot change; create a copy instead.",
+            code="in_use",
+        )
+    for field in DESCRIPTIVE_FIELDS:
+        if data.get(field) is not None:
+            setattr(record, field, data[field])
+    for section, value in merged.items():
+        setattr(record, section, value)
+    return _save(record)
+
+
+def copy(record: R, *, name: str, user: AbstractBaseUser | None) -> R:
+    """A copy of a config under a new name, free to change."""
+    data = {"name": name, "description": record.description, **record.sections()}
+    return create(type(record), organisation=record.organisation, user=user, data=data)
