@@ -242,6 +242,10 @@ class IndexSpec(Section):
     ivf_nprobe: int = Field(16, ge=1)
 
 
+# A loss weight's slider: the platform's usual range, inside the weight's bounds (any finite number ≥ 0).
+_WEIGHT_UI = ui(group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"])
+
+
 class ModelSpec(Section):
     """Model type, towers, rating head, task losses and their weights."""
 
@@ -275,20 +279,10 @@ class ModelSpec(Section):
         0.05, gt=0.0, description="Embeddings start uniform in ±scale.", json_schema_extra=ui(group="Towers")
     )
     retrieval_weight: float = Field(
-        1.0,
-        ge=0.0,
-        description="Weight of the retrieval loss in the multitask sum.",
-        json_schema_extra=ui(
-            group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"]
-        ),
+        1.0, ge=0.0, description="Weight of the retrieval loss in the multitask sum.", json_schema_extra=_WEIGHT_UI
     )
     ranking_weight: float = Field(
-        1.0,
-        ge=0.0,
-        description="Weight of the ranking loss in the multitask sum.",
-        json_schema_extra=ui(
-            group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"]
-        ),
+        1.0, ge=0.0, description="Weight of the ranking loss in the multitask sum.", json_schema_extra=_WEIGHT_UI
     )
     temperature: float = Field(
         1.0, gt=0.0, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])

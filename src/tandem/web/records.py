@@ -1,54 +1,43 @@
-"""Create, update and delete an organisation's record through its form: the API's services call these.
+"""Update an organisation's record through its form, and save records atomically: the services call these.
 
 Views and endpoints stay thin: they hand the input to one of these functions and map the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.forms.models import model_to_dict
 
-from tandem.web.accounts.models import Organisation
 from tandem.web.errors import Conflict
 from tandem.web.forms import OwnedModelForm
 
 M = TypeVar("M", bound=models.Model)
+R = TypeVar("R")
 
 # Fields whose change does not alter what an experiment ran, so they may change while a record is in use.
 DESCRIPTIVE_FIELDS = frozenset({"name", "description"})
 
 
-def _save(form: OwnedModelForm) -> Any:
-    if not form.is_valid():
-        raise ValidationError(form.errors.as_data())
+def save_atomically(save: Callable[[], R]) -> R:
+    """Run `save` in a transaction. Raises ValidationError on `name` when another request just took the name."""
     try:
         with transaction.atomic():
-            return form.save()
+            return save()
     except IntegrityError:
-        # Two requests raced for the same name; the loser gets the error the form would have given.
+        # Two requests raced for the same name; the loser gets the error the checks would have given.
         raise ValidationError(
             {"name": ValidationError("This name was just taken in your organisation.", code="duplicate_name")}
         ) from None
 
 
-def create(
-    form_class: type[OwnedModelForm],
-    *,
-    organisation: Organisation,
-    user: AbstractBaseUser | None,
-    data: Mapping[str, Any],
-) -> Any:
-    """Validate `data` with `form_class` and save a new record. Raises ValidationError keyed by field.
-
-    Fields missing from `data` take the model's defaults (a form alone would call them missing).
-    """
-    defaults = model_to_dict(form_class._meta.model(), fields=form_class._meta.fields)
-    return _save(form_class(data={**defaults, **dict(data)}, organisation=organisation, user=user))
+def _save(form: OwnedModelForm) -> Any:
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    return save_atomically(form.save)
 
 
 def update(instance: M, form_class: type[OwnedModelForm], *, data: Mapping[str, Any]) -> M:
@@ -69,8 +58,3 @@ def update(instance: M, form_class: type[OwnedModelForm], *, data: Mapping[str, 
         )
     form = form_class(data={**current, **dict(data)}, instance=instance, organisation=instance.organisation)  # type: ignore[attr-defined]
     return _save(form)
-
-
-def delete(instance: models.Model) -> None:
-    """Delete a record; a record that experiments use raises ProtectedError (reported as 409)."""
-    instance.delete()

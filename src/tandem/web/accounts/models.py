@@ -135,7 +135,9 @@ class OwnedModel(models.Model):
         limit = self._meta.get_field("name").max_length
         if len(self.name) > limit:
             return ValidationError(
-                _("At most %(limit)d characters, got %(n)d."), code="max_length", params={"limit": limit, "n": len(self.name)}
+                _("At most %(limit)d characters, got %(n)d."),
+                code="max_length",
+                params={"limit": limit, "n": len(self.name)},
             )
         taken = type(self).objects.of(self.organisation).filter(name=self.name).exclude(pk=self.pk)
         if taken.exists():

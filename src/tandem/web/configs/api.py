@@ -110,69 +110,38 @@ def _crud(prefix: str, model: type[SpecSections], schema_in: type, schema_patch:
     label = model._meta.verbose_name
     name = model._meta.model_name
 
+    def route(method: str, path: str, response: Any, summary: str, operation_id: str) -> Any:
+        return router.api_operation(
+            [method], prefix + path, response=response, tags=[tag], summary=summary, operation_id=operation_id
+        )
+
     def _get(request: HttpRequest, config_id: int) -> Any:
         return get_object_or_404(model.objects.of(request.auth.organisation), pk=config_id)
 
-    @router.post(
-        prefix,
-        response={201: schema_out},
-        tags=[tag],
-        summary=f"Create a {label}",
-        operation_id=f"create_{name}",
-    )
+    @route("POST", "", {201: schema_out}, f"Create a {label}", f"create_{name}")
     def create(request: HttpRequest, payload: schema_in) -> Status:  # type: ignore[valid-type]
         actor = request.auth
         data = payload.model_dump()
         return Status(201, services.create(model, organisation=actor.organisation, user=actor.user, data=data))
 
-    @router.get(
-        prefix,
-        response=list[schema_out],
-        tags=[tag],
-        summary=f"List {label}s",
-        operation_id=f"list_{name}s",
-    )
+    @route("GET", "", list[schema_out], f"List {label}s", f"list_{name}s")
     @paginate(LimitOffsetPagination)
     def list_(request: HttpRequest) -> Any:
         return model.objects.of(request.auth.organisation)
 
-    @router.get(
-        prefix + "/{config_id}",
-        response=schema_out,
-        tags=[tag],
-        summary=f"Read a {label}",
-        operation_id=f"read_{name}",
-    )
+    @route("GET", "/{config_id}", schema_out, f"Read a {label}", f"read_{name}")
     def read(request: HttpRequest, config_id: int) -> Any:
         return _get(request, config_id)
 
-    @router.patch(
-        prefix + "/{config_id}",
-        response=schema_out,
-        tags=[tag],
-        summary=f"Update a {label}",
-        operation_id=f"update_{name}",
-    )
+    @route("PATCH", "/{config_id}", schema_out, f"Update a {label}", f"update_{name}")
     def update(request: HttpRequest, config_id: int, payload: schema_patch) -> Any:  # type: ignore[valid-type]
         return services.update(_get(request, config_id), payload.model_dump(exclude_unset=True))
 
-    @router.post(
-        prefix + "/{config_id}/copy",
-        response={201: schema_out},
-        tags=[tag],
-        summary=f"Copy a {label}",
-        operation_id=f"copy_{name}",
-    )
+    @route("POST", "/{config_id}/copy", {201: schema_out}, f"Copy a {label}", f"copy_{name}")
     def copy(request: HttpRequest, config_id: int, payload: CopyIn) -> Status:
         return Status(201, services.copy(_get(request, config_id), name=payload.name, user=request.auth.user))
 
-    @router.delete(
-        prefix + "/{config_id}",
-        response={204: None},
-        tags=[tag],
-        summary=f"Delete a {label}",
-        operation_id=f"delete_{name}",
-    )
+    @route("DELETE", "/{config_id}", {204: None}, f"Delete a {label}", f"delete_{name}")
     def delete(request: HttpRequest, config_id: int) -> Status:
         _get(request, config_id).delete()  # ProtectedError (in use) is reported as 409
         return Status(204, None)

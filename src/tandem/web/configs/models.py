@@ -31,6 +31,11 @@ def default_training() -> dict[str, Any]:
     return TrainingSpec().model_dump(mode="json")
 
 
+def unique_name_per_org(kind: str) -> models.UniqueConstraint:
+    """Names are unique within an organisation."""
+    return models.UniqueConstraint(fields=["organisation", "name"], name=f"unique_{kind}_name_per_org")
+
+
 class SpecSections(OwnedModel):
     """A record made of spec sections: `SECTIONS` names them and their classes; `clean` runs their rules."""
 
@@ -78,9 +83,7 @@ class FeatureConfig(SpecSections):
         db_table = "tandem_feature_config"
         verbose_name = _("feature config")
         verbose_name_plural = _("feature configs")
-        constraints = [
-            models.UniqueConstraint(fields=["organisation", "name"], name="unique_feature_config_name_per_org")
-        ]
+        constraints = [unique_name_per_org("feature_config")]
 
     def columns(self) -> list[tuple[str, str]]:
         """(spec path, column) of every column this config reads, the target included."""
@@ -108,9 +111,7 @@ class ModelConfig(SpecSections):
         db_table = "tandem_model_config"
         verbose_name = _("model config")
         verbose_name_plural = _("model configs")
-        constraints = [
-            models.UniqueConstraint(fields=["organisation", "name"], name="unique_model_config_name_per_org")
-        ]
+        constraints = [unique_name_per_org("model_config")]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.model_type = self.model.get("type", ModelSpec.model_fields["type"].default)

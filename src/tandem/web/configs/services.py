@@ -11,12 +11,11 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 
 from tandem.web.accounts.models import Organisation
 from tandem.web.configs.models import SpecSections
 from tandem.web.errors import Conflict
-from tandem.web.records import DESCRIPTIVE_FIELDS
+from tandem.web.records import DESCRIPTIVE_FIELDS, save_atomically
 
 R = TypeVar("R", bound=SpecSections)
 
@@ -33,14 +32,7 @@ def _save(record: R) -> R:
         errors.update(e.error_dict)
     if errors:
         raise ValidationError(errors)
-    try:
-        with transaction.atomic():
-            record.save()
-    except IntegrityError:
-        # Two requests raced for the same name; the loser gets the error the check would have given.
-        raise ValidationError(
-            {"name": ValidationError("This name was just taken in your organisation.", code="duplicate_name")}
-        ) from None
+    save_atomically(record.save)
     return record
 
 
