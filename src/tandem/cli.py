@@ -8,9 +8,10 @@ import sys
 
 from tandem.errors import SpecError, TandemError
 from tandem.export.commands import add_export_commands
+from tandem.metric_names import HEADLINE
 from tandem.serving.commands import add_serving_commands
 
-METRIC_ORDER = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae", "test_rmse", "test_mae")
+METRIC_ORDER = HEADLINE
 
 
 def _format_table(metrics: dict[str, float]) -> str:

@@ -31,6 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, to_jsonable_python
 
 from tandem.errors import Problem, SpecError
+from tandem.metric_names import DEFAULT_KS
 
 
 class Section(BaseModel):
@@ -43,9 +44,9 @@ class Section(BaseModel):
         """The JSON schema, with the defaults of fields that have a default factory (pydantic leaves them out)."""
         json_schema = handler(schema)
         properties = handler.resolve_ref_schema(json_schema).get("properties", {})
-        for name, field in cls.model_fields.items():
-            if field.default_factory is not None and name in properties:
-                properties[name]["default"] = to_jsonable_python(field.get_default(call_default_factory=True))
+        for name, info in cls.model_fields.items():
+            if info.default_factory is not None and name in properties:
+                properties[name]["default"] = to_jsonable_python(info.get_default(call_default_factory=True))
         return json_schema
 
 
@@ -380,10 +381,6 @@ class TrainingSpec(Section):
 # --------------------------------------------------------------------------------------- evaluation
 
 
-# The cut-offs of the seed's retrieval metrics, reported unless a spec names others.
-DEFAULT_KS = (5, 10, 50, 100)
-
-
 class EvaluationSpec(Section):
     """Which cut-offs to report and how full-catalog retrieval is counted."""
 
@@ -575,9 +572,9 @@ def rule_sections(rule: Rule) -> tuple[str, ...]:
 
 # The spec's sections and their classes, read from ExperimentSpec itself.
 SECTIONS: dict[str, type[Section]] = {
-    name: field.annotation
-    for name, field in ExperimentSpec.model_fields.items()
-    if isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+    name: info.annotation
+    for name, info in ExperimentSpec.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
 }
 
 
@@ -645,7 +642,7 @@ def parse_spec(raw: dict[str, Any], base: Path | None = None, extra_rules: Seque
     if not isinstance(raw, dict):
         raise SpecError([Problem("(spec)", f"a spec must be a mapping of sections, got {type(raw).__name__}")])
     # A section left out takes its defaults (and its rules run), unless it is required.
-    optional = {name for name, field in ExperimentSpec.model_fields.items() if not field.is_required()}
+    optional = {name for name, info in ExperimentSpec.model_fields.items() if not info.is_required()}
     given = {name: raw.get(name, {}) for name in SECTIONS if name in raw or name in optional}
     parsed, problems = _parse_sections(given, extra_rules)
     # The other keys (the name, unknown ones, missing sections) are checked with every section that parsed;

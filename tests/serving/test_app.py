@@ -30,7 +30,7 @@ def test_health_and_metadata(apps: Callable[[str], Starlette], bundles: Callable
         {"status": "ok", "model_type": "multitask", "signatures": ["serving_default", "serve_ranking"]},
     )
     status, body = call_app(apps("ranking"), "GET", "/v1/metadata")
-    assert status == 200 and body == bundles("ranking").manifest
+    assert status == 200 and body == bundles("ranking").manifest.model_dump(mode="json")
 
 
 def test_retrieve_answers_what_the_plain_function_answers(

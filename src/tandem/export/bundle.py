@@ -1,18 +1,5 @@
-"""The serving bundle: everything `tandem serve` and `tandem recommend` need, and nothing of the training stack.
-
-Layout of a bundle folder:
-  manifest.json       signatures, model type, request columns, graph inputs, index, the spec and versions
-  query_tower.onnx    encoded buyer features → query embeddings [n, d]
-  rating_head.onnx    query and candidate embeddings [n, d] → predictions [n]   (ranking signature only)
-  candidates.npy      the candidate embeddings of the whole catalog [Nc, d] float32
-  products.parquet    product_id and train_count of each catalog row, in the rows' order of candidates.npy
-  features.json       the fitted buyer and product pipelines (TowerFeatures.get_state), applied by serving to raw
-                      values with the training code itself
-  average_query.npy   the mean query embedding of the training rows [d]: the ranking fallback for unknown buyers
-  index.faiss         the HNSW or IVF index over candidates.npy (ANN retrieval only)
-
-Signatures follow the spec: `serving_default` (retrieval) when the model learns retrieval, `serve_ranking` when
-it learns ranking. A ranking-only bundle still holds the candidate embeddings, which its rating head reads.
+"""Writing the serving bundle: everything `tandem serve` and `tandem recommend` need, and nothing of the training
+stack. The format (layout, signatures, manifest) is :mod:`tandem.bundle_format`.
 """
 
 from __future__ import annotations
@@ -29,24 +16,22 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tandem.bundle_format import (
+    FILES,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    RANKING,
+    RETRIEVAL,
+    Manifest,
+    RankingInfo,
+    signatures,
+)
 from tandem.evaluation.evaluate import embed
 from tandem.export.artifacts import TrainedModel
 from tandem.export.onnx_graphs import OPSET, export_query_tower, export_rating_head
 from tandem.serving.index import build_index, save_index
-from tandem.spec import ExperimentSpec
 from tandem.training.dataset import EncodedData
-
-FORMAT = "tandem-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-FILES = {
-    "query_tower": "query_tower.onnx",
-    "rating_head": "rating_head.onnx",
-    "candidates": "candidates.npy",
-    "products": "products.parquet",
-    "features": "features.json",
-    "average_query": "average_query.npy",
-}
 
 
 def _package_version(name: str) -> str | None:
@@ -54,26 +39,6 @@ def _package_version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None  # e.g. tandem itself, when a standalone trainer module writes the bundle
-
-
-def signatures(spec: ExperimentSpec) -> dict[str, dict[str, Any]]:
-    """The bundle's signatures for the spec's model: retrieval (`serving_default`), ranking (`serve_ranking`)."""
-    out: dict[str, dict[str, Any]] = {}
-    if spec.model.has_retrieval:
-        out["serving_default"] = {
-            "task": "retrieval",
-            "route": "/v1/retrieve",
-            "inputs": {"buyer": "raw buyer features", "k": "int", "exclude": "product ids"},
-            "outputs": {"product_ids": "[k]", "scores": "[k] float"},
-        }
-    if spec.model.has_ranking:
-        out["serve_ranking"] = {
-            "task": "ranking",
-            "route": "/v1/rank",
-            "inputs": {"buyer": "raw buyer features", "product_ids": "product ids"},
-            "outputs": {"predictions": "[len(product_ids)] float, in request order"},
-        }
-    return out
 
 
 def _versions(uses_faiss: bool) -> dict[str, Any]:
@@ -111,9 +76,9 @@ def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) 
     queries = embed(model.query_tower, {k: v.cpu() for k, v in data.query_table.items()})
 
     inputs = export_query_tower(model.query_tower, folder / FILES["query_tower"])
-    sigs = signatures(spec)
+    sigs = signatures(spec.model)
     files = {k: FILES[k] for k in ("query_tower", "candidates", "products", "features", "average_query")}
-    if "serve_ranking" in sigs:
+    if RANKING in sigs:
         export_rating_head(model, folder / FILES["rating_head"])
         files["rating_head"] = FILES["rating_head"]
     np.save(folder / FILES["candidates"], candidates)
@@ -125,36 +90,36 @@ def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) 
     (folder / FILES["features"]).write_text(json.dumps(features), encoding="utf-8")
 
     index_entry = None
-    if "serving_default" in sigs:
+    if RETRIEVAL in sigs:
         index = build_index(candidates, spec.model.retrieval_algorithm, spec.model.index.model_dump())
         index_entry = save_index(index, folder)
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": spec.name,
-        "model_type": spec.model.type,
-        "signatures": sigs,
-        "buyer_columns": sorted(set(trained.buyer_features.columns.values())),
-        "id_features": [f.feature_name for f in spec.features.buyer if f.transform == "id"],
-        "query_inputs": inputs,
-        "embedding_dim": int(candidates.shape[1]),
-        "num_products": len(candidates),
-        "candidate_pool": spec.model.index.candidate_pool,
-        "ranking": (
-            {
-                "target": spec.features.target,
-                "target_transform": spec.features.target_transform,
-                "loss": spec.model.ranking_loss,
-            }
-            if "serve_ranking" in sigs
+    manifest = Manifest(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        name=spec.name,
+        model_type=spec.model.type,
+        signatures=sigs,
+        buyer_columns=sorted(set(trained.buyer_features.columns.values())),
+        id_features=[f.feature_name for f in spec.features.buyer if f.transform == "id"],
+        query_inputs=inputs,
+        embedding_dim=int(candidates.shape[1]),
+        num_products=len(candidates),
+        candidate_pool=spec.model.index.candidate_pool,
+        ranking=(
+            RankingInfo(
+                target=spec.features.target,
+                target_transform=spec.features.target_transform,
+                loss=spec.model.ranking_loss,
+            )
+            if RANKING in sigs
             else None
         ),
-        "index": index_entry,
-        "files": files,
-        "spec": spec.to_dict(),
-        "versions": _versions(index_entry is not None and index_entry["algorithm"] != "brute_force"),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+        index=index_entry,
+        files=files,
+        spec=spec.to_dict(),
+        versions=_versions(index_entry is not None and index_entry["algorithm"] != "brute_force"),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
     # The manifest goes last: a folder without one is an unfinished export, and the reader says so.
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     return folder

@@ -66,18 +66,20 @@ class TwoTowerModel(nn.Module):
         )
         self.ranking_task = RankingTask(spec.ranking_loss, huber_delta=spec.huber_delta)
         self.rating_head: nn.Sequential | None = None
-        if spec.type != "retrieval":
+        if spec.has_ranking:
             dim = self.query_tower.output_dim
             head_in = 2 * dim if spec.rating_head_input == "concat" else 3 * dim
             self.rating_head = mlp(head_in, spec.rating_head_layers, spec.activation, spec.dropout)
 
     @property
     def has_retrieval(self) -> bool:
-        return self.spec.type != "ranking"
+        """The spec's own definition (type and loss weight): this model learns retrieval."""
+        return self.spec.has_retrieval
 
     @property
     def has_ranking(self) -> bool:
-        return self.rating_head is not None
+        """The spec's own definition: this model learns ranking (and has a rating head)."""
+        return self.spec.has_ranking
 
     def rate(self, query_embeddings: torch.Tensor, candidate_embeddings: torch.Tensor) -> torch.Tensor:
         """Raw rating-head outputs for aligned pairs: [n, d] and [n, d] → [n]."""

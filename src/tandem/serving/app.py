@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tandem.bundle_format import ROUTES
 from tandem.serving import recommender
 from tandem.serving.bundle import Bundle
 from tandem.serving.errors import RequestError
@@ -65,13 +66,13 @@ class ServingApp:
         return JSONResponse(
             {
                 "status": "ok",
-                "model_type": self.bundle.manifest["model_type"],
-                "signatures": list(self.bundle.manifest["signatures"]),
+                "model_type": self.bundle.manifest.model_type,
+                "signatures": list(self.bundle.manifest.signatures),
             }
         )
 
     async def metadata(self, request: Request) -> JSONResponse:
-        return JSONResponse(self.bundle.manifest)
+        return JSONResponse(self.bundle.manifest.model_dump(mode="json"))
 
     async def retrieve(self, request: Request) -> JSONResponse:
         body = parse_request(RetrieveRequest, parse_json(await _read_body(request)))
@@ -115,11 +116,11 @@ def create_app(bundle: Bundle) -> Starlette:
     """The Starlette app serving `bundle`; routes for a signature the bundle lacks answer 404 saying so."""
     handlers = ServingApp(bundle)
     routes = [
-        Route("/v1/health", handlers.health, methods=["GET"]),
-        Route("/v1/metadata", handlers.metadata, methods=["GET"]),
-        Route("/v1/retrieve", handlers.retrieve, methods=["POST"]),
-        Route("/v1/rank", handlers.rank, methods=["POST"]),
-        Route("/v1/recommend", handlers.recommend, methods=["POST"]),
+        Route(ROUTES["health"], handlers.health, methods=["GET"]),
+        Route(ROUTES["metadata"], handlers.metadata, methods=["GET"]),
+        Route(ROUTES["retrieve"], handlers.retrieve, methods=["POST"]),
+        Route(ROUTES["rank"], handlers.rank, methods=["POST"]),
+        Route(ROUTES["recommend"], handlers.recommend, methods=["POST"]),
     ]
     exception_handlers: dict[Any, Callable[..., Any]] = {
         RequestError: _request_error,

@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from tandem.bundle_format import RETRIEVAL
 from tandem.data.sources import quote, read_source
 from tandem.errors import TandemError
-from tandem.serving.bundle import RETRIEVAL, Bundle
+from tandem.serving.bundle import Bundle
 from tandem.serving.recommender import encode_columns, exclusion_rows, search
 from tandem.spec import TableSource
 
@@ -32,7 +33,7 @@ SPEC_TRANSACTIONS = "spec"  # `purchases` value meaning: the transactions file t
 
 def _purchases_source(bundle: Bundle, purchases: str | Path) -> TableSource:
     if str(purchases) == SPEC_TRANSACTIONS:
-        return TableSource(**bundle.manifest["spec"]["data"]["transactions"])
+        return TableSource(**bundle.manifest.spec["data"]["transactions"])
     return TableSource(path=str(purchases))
 
 
@@ -40,7 +41,7 @@ def _query(
     con: duckdb.DuckDBPyConnection, bundle: Bundle, columns: list[str], key: str | None, purchases: str | Path | None
 ) -> str:
     """SQL over view `buyers` (and `purchases`): the request columns, `__row`, and `__bought` product id lists."""
-    data = bundle.manifest["spec"]["data"]
+    data = bundle.manifest.spec["data"]
     selected = ", ".join(quote(c) for c in columns)
     base = f"SELECT {selected}, row_number() OVER () - 1 AS __row FROM buyers"
     if purchases is None:
@@ -111,8 +112,8 @@ def recommend_file(
     or "spec" for the transactions file the bundle's spec names. Returns counts (buyers, rows, fallbacks).
     Raises TandemError when the files do not hold what is needed, and DataError when one cannot be read.
     """
-    if RETRIEVAL not in bundle.manifest["signatures"]:
-        raise TandemError(f"{bundle.folder}: a {bundle.manifest['model_type']} bundle has no retrieval signature")
+    if RETRIEVAL not in bundle.manifest.signatures:
+        raise TandemError(f"{bundle.folder}: a {bundle.manifest.model_type} bundle has no retrieval signature")
     if k < 1:
         raise TandemError(f"--k must be at least 1, got {k}")
     con = duckdb.connect()
@@ -124,7 +125,7 @@ def recommend_file(
                 f"{buyers}: none of the buyer feature columns ({', '.join(bundle.buyer_columns)}) is in the file "
                 f"(it has: {', '.join(found)})"
             )
-        buyer_id = bundle.manifest["spec"]["data"]["buyer_id"]
+        buyer_id = bundle.manifest.spec["data"]["buyer_id"]
         key = buyer_id if buyer_id in found else None
         if key is not None and key not in columns:
             columns.append(key)

@@ -1,6 +1,6 @@
 """Reading a serving bundle once, at start-up: the graphs, the catalog, the fitted buyer pipeline and the index.
 
-The layout is described in `tandem.export.bundle`; this reader needs only ONNX Runtime, numpy, pandas/pyarrow and
+The format is :mod:`tandem.bundle_format`; this reader needs only ONNX Runtime, numpy, pandas/pyarrow and
 `tandem.features` (no torch).
 """
 
@@ -14,15 +14,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+from pydantic import ValidationError
 
+from tandem.bundle_format import FORMAT, MANIFEST, RANKING, RETRIEVAL, SUPPORTED_VERSIONS, Manifest
 from tandem.errors import TandemError
 from tandem.features.pipeline import TowerFeatures
 from tandem.features.transforms import Vocabulary
 from tandem.serving.index import CandidateIndex, load_index
-
-FORMAT = "tandem-bundle"
-SUPPORTED_VERSIONS = (1,)
-RETRIEVAL, RANKING = "serving_default", "serve_ranking"
 
 
 class BundleError(TandemError):
@@ -67,7 +65,7 @@ class Bundle:
     """A loaded bundle. `candidates` [Nc, d] and `product_ids` [Nc] share the catalog's row order."""
 
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     buyer_features: TowerFeatures
     query_graph: ort.InferenceSession
     rating_graph: ort.InferenceSession | None
@@ -83,23 +81,27 @@ class Bundle:
     def load(cls, folder: str | Path) -> Bundle:
         """Read a bundle folder; raises BundleError when it is missing, unfinished or of an unknown format."""
         folder = Path(folder)
-        manifest_path = folder / "manifest.json"
+        manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
-            what = "has no manifest.json (an unfinished export?)" if folder.is_dir() else "does not exist"
+            what = f"has no {MANIFEST} (an unfinished export?)" if folder.is_dir() else "does not exist"
             raise BundleError(f"{folder}: {what}; export one with `tandem train SPEC --out DIR` (DIR/bundle)")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT or manifest.get("format_version") not in SUPPORTED_VERSIONS:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if raw.get("format") != FORMAT or raw.get("format_version") not in SUPPORTED_VERSIONS:
             raise BundleError(
-                f"{folder}: format {manifest.get('format')!r} version {manifest.get('format_version')!r} is not "
+                f"{folder}: format {raw.get('format')!r} version {raw.get('format_version')!r} is not "
                 f"readable here (expected {FORMAT!r} version {', '.join(map(str, SUPPORTED_VERSIONS))})"
             )
-        files = manifest["files"]
+        try:
+            manifest = Manifest.model_validate(raw)
+        except ValidationError as e:
+            raise BundleError(f"{folder}: {MANIFEST} is not a valid manifest: {e.errors()[0]['msg']}") from None
+        files = manifest.files
         features = json.loads((folder / files["features"]).read_text(encoding="utf-8"))
         candidates = np.ascontiguousarray(np.load(folder / files["candidates"]), dtype=np.float32)
         products = pd.read_parquet(folder / files["products"])
         product_ids = products["product_id"].to_numpy()
         train_counts = products["train_count"].to_numpy(np.int64)
-        index = load_index(manifest["index"], candidates, folder) if manifest.get("index") else None
+        index = load_index(manifest.index, candidates, folder) if manifest.index else None
         return cls(
             folder=folder,
             manifest=manifest,
@@ -117,29 +119,28 @@ class Bundle:
 
     @property
     def has_retrieval(self) -> bool:
-        return RETRIEVAL in self.manifest["signatures"]
+        return RETRIEVAL in self.manifest.signatures
 
     @property
     def has_ranking(self) -> bool:
-        return RANKING in self.manifest["signatures"]
+        return RANKING in self.manifest.signatures
 
     @property
     def buyer_columns(self) -> list[str]:
         """The request's buyer keys: the source columns of the buyer features."""
-        return self.manifest["buyer_columns"]
+        return self.manifest.buyer_columns
 
     def embed_queries(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
         """Run the query tower on encoded buyer features (as `TowerFeatures.transform` returns them): [n, d]."""
         feeds = {
-            spec["name"]: encoded[spec["name"]].astype(spec["dtype"], copy=False)
-            for spec in self.manifest["query_inputs"]
+            spec["name"]: encoded[spec["name"]].astype(spec["dtype"], copy=False) for spec in self.manifest.query_inputs
         }
         return self.query_graph.run(None, feeds)[0]
 
     def rate(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Rating-head predictions for aligned pairs: [n, d], [n, d] → [n] float32."""
         if self.rating_graph is None:
-            raise BundleError(f"{self.folder}: this {self.manifest['model_type']} bundle has no rating head")
+            raise BundleError(f"{self.folder}: this {self.manifest.model_type} bundle has no rating head")
         # Input names as `tandem.export.onnx_graphs.RATING_INPUTS` writes them.
         feeds = {"query_embedding": queries.astype(np.float32, copy=False), "candidate_embedding": candidates}
         return self.rating_graph.run(None, feeds)[0].reshape(-1)

@@ -24,10 +24,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     bundle = Bundle.load(args.bundle)
     manifest = bundle.manifest
-    index = (manifest.get("index") or {}).get("algorithm", "none")
+    index = (manifest.index or {}).get("algorithm", "none")
     print(
-        f"serving {manifest['name']} ({manifest['model_type']}; {manifest['num_products']} products; index {index}; "
-        f"signatures {', '.join(manifest['signatures'])}) on http://{args.host}:{args.port}",
+        f"serving {manifest.name} ({manifest.model_type}; {manifest.num_products} products; index {index}; "
+        f"signatures {', '.join(manifest.signatures)}) on http://{args.host}:{args.port}",
         flush=True,
     )
     uvicorn.run(

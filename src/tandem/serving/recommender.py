@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tandem.serving.bundle import RANKING, RETRIEVAL, Bundle
+from tandem.bundle_format import RANKING, RETRIEVAL
+from tandem.serving.bundle import Bundle
 from tandem.serving.errors import RequestError
 from tandem.serving.index import Hits
 
@@ -48,12 +49,12 @@ class EncodedBuyers:
 
 
 def _require(bundle: Bundle, signature: str) -> None:
-    if signature not in bundle.manifest["signatures"]:
-        have = ", ".join(bundle.manifest["signatures"]) or "none"
+    if signature not in bundle.manifest.signatures:
+        have = ", ".join(bundle.manifest.signatures) or "none"
         raise RequestError(
             404,
             "no_signature",
-            f"this {bundle.manifest['model_type']} bundle has no '{signature}' signature (it has: {have})",
+            f"this {bundle.manifest.model_type} bundle has no '{signature}' signature (it has: {have})",
         )
 
 
@@ -85,7 +86,7 @@ def encode_columns(bundle: Bundle, columns: dict[str, np.ndarray], n: int) -> En
         raise RequestError(422, "invalid_feature_value", f"the buyer features could not be encoded: {e}") from None
     queries = bundle.embed_queries(encoded)
     transforms = {t.name: t for t in features.transforms}
-    id_features = bundle.manifest["id_features"]
+    id_features = bundle.manifest.id_features
     unknown_masks = {name: encoded[name] < transforms[name].oov_buckets for name in id_features}
     others = {features.columns[name] for name in transforms if name not in id_features}
     present = np.zeros(n, dtype=bool)
@@ -204,7 +205,7 @@ def recommend(
     _require(bundle, RETRIEVAL)
     _require(bundle, RANKING)
     encoded = encode_buyers(bundle, buyers)
-    pool = max(k, candidates or bundle.manifest["candidate_pool"])
+    pool = max(k, candidates or bundle.manifest.candidate_pool)
     hits = search(bundle, encoded, pool, exclusion_rows(bundle, exclude))
     predictions = predict(bundle, encoded.ranking_queries(bundle.average_query), [rows for _, rows in hits])
     results = []

@@ -15,11 +15,13 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from tandem.bundle_format import RANKING, RETRIEVAL
+
 NUMERIC_TRANSFORMS = {"numeric", "bucketize"}
 ACTIONS = {
-    "retrieve": ("serving_default",),
-    "rank": ("serve_ranking",),
-    "recommend": ("serving_default", "serve_ranking"),
+    "retrieve": (RETRIEVAL,),
+    "rank": (RANKING,),
+    "recommend": (RETRIEVAL, RANKING),
 }
 MAX_K = 100
 DEFAULT_K = 10
@@ -63,9 +65,9 @@ class TryForm(forms.Form):
                 label=column, required=False, help_text=", ".join(sorted(self.transforms[column]))
             )
         self.fields["action"].choices = [(a, a) for a in self.actions]
-        if "serve_ranking" not in self.signatures:
+        if RANKING not in self.signatures:
             del self.fields["product_ids"]
-        if "serving_default" not in self.signatures:
+        if RETRIEVAL not in self.signatures:
             del self.fields["k"]
 
     @property

@@ -14,14 +14,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from tandem.spec import SplitSpec
+from tandem.metric_names import HEADLINE
+from tandem.spec import ModelSpec, SplitSpec
 from tandem.web import engine
 from tandem.web.accounts.models import OwnedModel
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
 
 # The seed's eight metrics, each stored in its own column; every other metric goes to `other_metrics`.
-METRIC_FIELDS = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae", "test_rmse", "test_mae")
+METRIC_FIELDS = HEADLINE
 # Whether a larger value is better, for comparisons.
 HIGHER_IS_BETTER = {m: m.startswith("recall") for m in METRIC_FIELDS}
 
@@ -122,3 +123,8 @@ class Experiment(OwnedModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def model_section(self) -> ModelSpec:
+        """The model section of the spec it runs: what it learns (`has_retrieval`, `has_ranking`)."""
+        return ModelSpec.model_validate(self.spec["model"])

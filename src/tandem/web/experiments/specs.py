@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tandem.spec import DEFAULT_KS
+from tandem.metric_names import DEFAULT_KS
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
 

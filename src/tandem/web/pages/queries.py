@@ -15,6 +15,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from tandem.metric_names import DEFAULT_KS, RANKING_HEADLINE, RETRIEVAL_HEADLINE
 from tandem.web.accounts.models import Organisation
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
@@ -22,9 +23,9 @@ from tandem.web.experiments import services
 from tandem.web.experiments.models import ACTIVE, HIGHER_IS_BETTER, Experiment, Status
 
 MODEL_TYPES = ("retrieval", "ranking", "multitask")
-KS = (5, 10, 50, 100)
-RETRIEVAL_METRICS = tuple(f"recall_at_{k}" for k in KS)
-RANKING_METRICS = ("rmse", "mae", "test_rmse", "test_mae")
+KS = DEFAULT_KS
+RETRIEVAL_METRICS = RETRIEVAL_HEADLINE
+RANKING_METRICS = RANKING_HEADLINE
 LABELS = {
     **{f"recall_at_{k}": f"Recall@{k}" for k in KS},
     "rmse": "Validation RMSE",
@@ -46,16 +47,6 @@ PRIMARY_METRIC = {"retrieval": "recall_at_100", "ranking": "test_rmse", "multita
 def owned(model: type[Model], organisation: Organisation, pk: int) -> Any:
     """The organisation's record `pk` of `model`; Http404 when it is missing or another organisation's."""
     return get_object_or_404(model.objects.of(organisation), pk=pk)  # type: ignore[attr-defined]
-
-
-def has_retrieval(model_type: str) -> bool:
-    """Whether a model type is judged by recall (the two-tower retrieval task)."""
-    return model_type in ("retrieval", "multitask")
-
-
-def has_ranking(model_type: str) -> bool:
-    """Whether a model type is judged by rating errors (the ranking task)."""
-    return model_type in ("ranking", "multitask")
 
 
 # ------------------------------------------------------------------------------------------ experiments
@@ -130,10 +121,10 @@ class MetricRow:
 def card_rows(experiment: Experiment) -> list[MetricRow]:
     """A card's metric rows: retrieval for retrieval models, ranking for ranking models, both for multitask."""
     rows = []
-    if has_retrieval(experiment.model_type):
+    if experiment.model_section.has_retrieval:
         cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RETRIEVAL_METRICS]
         rows.append(MetricRow("Retrieval", cells))
-    if has_ranking(experiment.model_type):
+    if experiment.model_section.has_ranking:
         cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RANKING_METRICS]
         rows.append(MetricRow("Ranking", cells))
     return rows
@@ -142,13 +133,13 @@ def card_rows(experiment: Experiment) -> list[MetricRow]:
 def summary(experiment: Experiment) -> list[MetricRow]:
     """The detail page's metrics: recall with the popularity baseline beside it, and the four errors."""
     rows = []
-    if has_retrieval(experiment.model_type):
+    if experiment.model_section.has_retrieval:
         other = experiment.other_metrics or {}
         cells = [
             MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"popularity_{m}")) for m in RETRIEVAL_METRICS
         ]
         rows.append(MetricRow("Retrieval", cells))
-    if has_ranking(experiment.model_type):
+    if experiment.model_section.has_ranking:
         rows.append(MetricRow("Ranking", [MetricCell(m, LABELS[m], getattr(experiment, m)) for m in RANKING_METRICS]))
     return rows
 
