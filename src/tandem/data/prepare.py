@@ -17,6 +17,7 @@ import pandas as pd
 from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.errors import DataError, Problem, SpecError
+from tandem.expressions import ExpressionError, compile_expression
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
@@ -54,20 +55,39 @@ def _feature_columns(spec: ExperimentSpec) -> list[tuple[str, str]]:
     return out
 
 
-def _timestamp_sql(column: str, duckdb_type: str) -> str:
+# Date and time layouts tried, over every value, when a timestamp column is text and no format is declared.
+TIMESTAMP_FORMATS = (
+    "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d",
+    "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S",
+)  # fmt: skip
+
+
+def _timestamp_sql(column: str, duckdb_type: str, fmt: str | None = None) -> str:
+    """Unix seconds of a timestamp column: numbers as they are, dates and times by epoch, text by `fmt`
+    (strptime) or, without one, as ISO 8601."""
     col = quote(column)
     if is_numeric(duckdb_type):
         return f"CAST({col} AS BIGINT)"
     if duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
         return f"CAST(epoch({col}) AS BIGINT)"
+    if fmt is not None:
+        return f"CAST(epoch(try_strptime(CAST({col} AS VARCHAR), {literal(fmt)})) AS BIGINT)"
     return f"CAST(epoch(TRY_CAST({col} AS TIMESTAMPTZ)) AS BIGINT)"
 
 
 def _filter_sql(op: str, column: str, value: Any) -> str:
-    col = quote(column)
+    col, text = quote(column), f"CAST({quote(column)} AS VARCHAR)"
     if op in ("in", "not_in"):
         items = ", ".join(_value_sql(v) for v in value) or "NULL"
         return f"{col} {'NOT ' if op == 'not_in' else ''}IN ({items})"
+    if op in ("is_null", "not_null"):
+        return f"{col} IS {'NOT ' if op == 'not_null' else ''}NULL"
+    if op == "starts_with":
+        return f"starts_with({text}, {literal(value)})"
+    if op == "not_starts_with":  # a missing value starts with nothing, so it is kept
+        return f"NOT coalesce(starts_with({text}, {literal(value)}), FALSE)"
+    if op == "matches":
+        return f"regexp_matches({text}, {literal(value)})"
     return f"{col} {'=' if op == '==' else op} {_value_sql(value)}"
 
 
@@ -102,7 +122,7 @@ class _Loader:
 
     def load(self) -> Interactions:
         d = self.spec.data
-        tx = dict(read_source(self.con, d.transactions, "tx"))
+        tx = self._derive(dict(read_source(self.con, d.transactions, "tx_file")))
         joined = dict(tx)
         joins = []
         for role, table, id_col in (("buyers", d.buyers, d.buyer_id), ("products", d.products, d.product_id)):
@@ -132,6 +152,8 @@ class _Loader:
         for i, f in enumerate(d.filters):
             if f.column not in joined:
                 self.problems.append(Problem(f"data.filters.{i}.column", self._unknown(f.column, "the data", joined)))
+            elif f.op == "matches":
+                self._check_pattern(f"data.filters.{i}.value", f.value)
         available = dict(joined)
         if d.aggregate is not None:
             for i, a in enumerate(d.aggregate):
@@ -171,6 +193,67 @@ class _Loader:
             raise SpecError(self.problems)
         return self._query(tx, joined, joins)
 
+    def _derive(self, tx: dict[str, str]) -> dict[str, str]:
+        """Create view `tx`: the transactions file plus the derived columns; return its column types."""
+        sql_of = {c: quote(c) for c in tx}
+        parts, out = [], dict(tx)
+        for i, c in enumerate(self.spec.data.derived):
+            path = f"data.derived.{i}"
+            if c.name in out:
+                self.problems.append(Problem(f"{path}.name", f"'{c.name}' is already a column; choose another name"))
+                continue
+            try:
+                sql = compile_expression(c.expr, sql_of)
+                kind = self.con.sql(f"SELECT {sql} AS v FROM tx_file").types[0]
+            except ExpressionError as e:
+                self.problems.append(Problem(f"{path}.expr", str(e)))
+                continue
+            except duckdb.Error as e:
+                reason = str(e).strip().splitlines()[0]
+                self.problems.append(Problem(f"{path}.expr", f"'{c.expr}' cannot be computed from the data: {reason}"))
+                continue
+            sql_of[c.name], out[c.name] = f"({sql})", str(kind)
+            parts.append(f", {sql} AS {quote(c.name)}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW tx AS SELECT *{''.join(parts)} FROM tx_file")
+        return out
+
+    def _check_pattern(self, path: str, pattern: str) -> None:
+        try:
+            self.con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchone()
+        except duckdb.Error as e:
+            reason = str(e).strip().splitlines()[0]
+            self.problems.append(Problem(path, f"'{pattern}' is not a regular expression DuckDB (RE2) reads: {reason}"))
+
+    def _timestamp_format(self, column: str, duckdb_type: str) -> str | None:
+        """The declared format, or for a text column the one layout that reads every value (None: ISO 8601).
+
+        Guessing from every value, not the first lines, tells 11/13/2000 (M/D/Y) from 13/11/2000 (D/M/Y); when
+        two layouts read every value (all days ≤ 12) the user must choose, since either could be right.
+        """
+        declared = self.spec.data.transactions.timestamp_format
+        if declared or is_numeric(duckdb_type) or duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
+            return declared
+        col = quote(column)
+        counts = self.con.execute(
+            f"SELECT count({col}), count(TRY_CAST({col} AS TIMESTAMPTZ)), "
+            + ", ".join(f"count(try_strptime(CAST({col} AS VARCHAR), {literal(f)}))" for f in TIMESTAMP_FORMATS)
+            + " FROM tx"
+        ).fetchone()
+        total, iso, by_format = counts[0], counts[1], dict(zip(TIMESTAMP_FORMATS, counts[2:], strict=True))
+        complete = [f for f, n in by_format.items() if n == total]
+        if iso == total or total == 0:
+            return None
+        if len(complete) > 1:
+            self.problems.append(
+                Problem(
+                    "data.transactions.timestamp_format",
+                    f"every value of '{column}' fits {' and '.join(complete)}; declare which one is meant",
+                )
+            )
+            return None
+        best = max(by_format, key=lambda f: by_format[f])
+        return best if by_format[best] > iso else None
+
     @staticmethod
     def _unknown(col: str, where: str, columns: dict[str, str]) -> str:
         names = ", ".join(list(columns)[:30])
@@ -194,7 +277,10 @@ class _Loader:
             late_cols = (attribute_cols & set(source_cols)) - early
         select = [f"{quote(d.buyer_id)} AS {BUYER}", f"{quote(d.product_id)} AS {PRODUCT}"]
         if d.timestamp:
-            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp])} AS {TS}")
+            fmt = self._timestamp_format(d.timestamp, tx[d.timestamp])
+            if self.problems:
+                raise SpecError(self.problems)
+            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
         # File order breaks ties when rows are not aggregated; aggregated rows are ordered by their keys.
@@ -214,14 +300,19 @@ class _Loader:
             report["dropped_bad_timestamp"] = con.execute(
                 f"SELECT count(*) FROM joined WHERE {' AND '.join(where)} AND {TS} IS NULL"
             ).fetchone()[0]
+            if report["dropped_bad_timestamp"] and report["dropped_bad_timestamp"] == report["rows_read"]:
+                path = "data.transactions.timestamp_format" if fmt else "data.timestamp"
+                how = f"with the format '{fmt}'" if fmt else "as a date or time"
+                raise SpecError([Problem(path, f"no value of '{d.timestamp}' can be read {how}")])
             where.append(f"{TS} IS NOT NULL")
         clean = " AND ".join(where)
         if d.filters:
             kept = " AND ".join(f"({_filter_sql(f.op, f.column, f.value)})" for f in d.filters)
+            kept = f"coalesce({kept}, FALSE)"  # a comparison with a missing value keeps nothing, and says so
             report["dropped_by_filters"] = con.execute(
-                f"SELECT count(*) FROM joined WHERE {clean} AND NOT ({kept})"
+                f"SELECT count(*) FROM joined WHERE {clean} AND NOT {kept}"
             ).fetchone()[0]
-            clean = f"{clean} AND ({kept})"
+            clean = f"{clean} AND {kept}"
         rows = f"SELECT * FROM joined WHERE {clean}"
         period = None
         if d.aggregate is not None:
