@@ -14,10 +14,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from tandem.data.derived import add_derived
 from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.errors import DataError, Problem, SpecError
-from tandem.expressions import ExpressionError, compile_expression
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
@@ -122,7 +122,9 @@ class _Loader:
 
     def load(self) -> Interactions:
         d = self.spec.data
-        tx = self._derive(dict(read_source(self.con, d.transactions, "tx_file")))
+        tx = dict(read_source(self.con, d.transactions, "tx_file"))
+        tx, problems = add_derived(self.con, tx, d.derived, "tx_file", "tx")
+        self.problems += problems
         joined = dict(tx)
         joins = []
         for role, table, id_col in (("buyers", d.buyers, d.buyer_id), ("products", d.products, d.product_id)):
@@ -192,30 +194,6 @@ class _Loader:
         if self.problems:
             raise SpecError(self.problems)
         return self._query(tx, joined, joins)
-
-    def _derive(self, tx: dict[str, str]) -> dict[str, str]:
-        """Create view `tx`: the transactions file plus the derived columns; return its column types."""
-        sql_of = {c: quote(c) for c in tx}
-        parts, out = [], dict(tx)
-        for i, c in enumerate(self.spec.data.derived):
-            path = f"data.derived.{i}"
-            if c.name in out:
-                self.problems.append(Problem(f"{path}.name", f"'{c.name}' is already a column; choose another name"))
-                continue
-            try:
-                sql = compile_expression(c.expr, sql_of)
-                kind = self.con.sql(f"SELECT {sql} AS v FROM tx_file").types[0]
-            except ExpressionError as e:
-                self.problems.append(Problem(f"{path}.expr", str(e)))
-                continue
-            except duckdb.Error as e:
-                reason = str(e).strip().splitlines()[0]
-                self.problems.append(Problem(f"{path}.expr", f"'{c.expr}' cannot be computed from the data: {reason}"))
-                continue
-            sql_of[c.name], out[c.name] = f"({sql})", str(kind)
-            parts.append(f", {sql} AS {quote(c.name)}")
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW tx AS SELECT *{''.join(parts)} FROM tx_file")
-        return out
 
     def _check_pattern(self, path: str, pattern: str) -> None:
         try:

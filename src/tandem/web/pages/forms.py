@@ -87,8 +87,9 @@ class UploadForm(DatasetUploadForm):
             self.fields[name].widget.attrs.update({"list": "transactions-columns", "autocomplete": "off"})
         for role in ("buyers", "products"):
             self.fields[f"{role}_key"].widget.attrs.update({"list": f"{role}-columns", "autocomplete": "off"})
-        for name in ("filters", "aggregate"):
+        for name in ("derived", "filters", "aggregate", "column_types", "null_values"):
             self.fields[name].widget = forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
+        self.fields["derived"].help_text = _('e.g. [{"name": "sales", "expr": "quantity * unit_price"}]')
         self.fields["filters"].help_text = _('e.g. [{"column": "department", "op": "not_in", "value": ["FUEL"]}]')
         self.fields["aggregate"].help_text = _('e.g. [{"name": "total_sales", "fn": "sum", "column": "sales_value"}]')
 
