@@ -356,8 +356,18 @@ class EvaluationSpec(Section):
     """Which cut-offs to report and how full-catalog retrieval is counted."""
 
     ks: list[int] = Field(default_factory=lambda: [5, 10, 50, 100])
-    exclude_seen: bool = Field(False, description="Drop each buyer's training products from their candidates.")
-    baseline: bool = Field(True, description="Also score a most-popular baseline.")
+    exclude_seen: bool = Field(
+        False,
+        description="Count the headline recall/NDCG the explore way: each buyer's training products are left out "
+        "of their lists, and test pairs the buyer bought in training are not counted.",
+    )
+    baseline: bool = Field(
+        True, description="Also score the popularity, buy-again, EASE and buy-again-then-EASE lists."
+    )
+    ease_lambda: float = Field(500.0, gt=0.0, description="L2 weight of the EASE baseline.")
+    ease_products: int = Field(
+        6000, ge=1, le=20000, description="EASE covers this many of the most bought products (cost grows as N³)."
+    )
 
     @field_validator("ks")
     @classmethod

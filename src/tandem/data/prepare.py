@@ -21,6 +21,8 @@ from tandem.errors import DataError, Problem, SpecError
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
+# Aggregated rows carry how many distinct orders (timestamps; lines without one) each pair's lines came from.
+ORDERS = "__orders"
 
 
 @dataclass
@@ -321,6 +323,7 @@ class _Loader:
                 value = f"ln(1 + greatest({value}, 0))"
             rows = f"SELECT *, {value} AS {TARGET} FROM rows WHERE NOT ({bad})"
         cols = [BUYER, PRODUCT] + ([TS] if d.timestamp else []) + ([PERIOD] if period else [])
+        cols += [ORDERS] if d.aggregate is not None else []
         cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
         frame = con.execute(f"SELECT {', '.join(quote(c) for c in cols)} FROM ({rows}) ORDER BY {order}").df()
         report["rows_clean"] = len(frame)
@@ -333,7 +336,9 @@ class _Loader:
         """One row per buyer–product pair (and per side of the time cutoff when `period` is given)."""
         d = self.spec.data
         keys = [BUYER, PRODUCT] + ([f"{period} AS {PERIOD}"] if period else [])
-        parts = keys + ([f"max({TS}) AS {TS}"] if has_ts else [])
+        parts = keys + (
+            [f"max({TS}) AS {TS}", f"count(DISTINCT {TS}) AS {ORDERS}"] if has_ts else [f"count(*) AS {ORDERS}"]
+        )
         names = set()
         for a in d.aggregate or []:
             names.add(a.name)
