@@ -20,6 +20,7 @@ from tandem.spec import EvaluationSpec, parse_spec
 
 KS = [1, 3, 10]
 LAMBDA = 5.0
+CUTOFF = 1_700_000_000 + 14 * 86_400
 
 
 def _repeat_heavy_lines(seed: int = 0) -> pd.DataFrame:
@@ -50,7 +51,7 @@ def _spec(path, aggregate: bool):
             "buyer_id": "buyer",
             "product_id": "product",
             "timestamp": "ts",
-            "split": {"kind": "time", "cutoff": str(1_700_000_000 + 14 * 86_400)},
+            "split": {"kind": "time", "cutoff": str(CUTOFF)},
         },
         "features": {
             "buyer": [{"column": "buyer", "transform": "id", "embedding_dim": 4}],
@@ -73,55 +74,62 @@ def split(request, tmp_path, write_table):
     return lines, interactions, data
 
 
-def _expected_lists(lines: pd.DataFrame, data, frame: pd.DataFrame, train_rows: np.ndarray) -> dict[str, dict]:
-    """Every buyer's top-10 under each baseline, computed from the raw lines with pandas and numpy."""
-    cutoff = 1_700_000_000 + 14 * 86_400
+def _expected_lists(
+    lines: pd.DataFrame, data, frame: pd.DataFrame, train_rows: np.ndarray, *, cutoff: int, k: int, n_ease: int
+) -> dict[str, dict]:
+    """Every buyer's top-k under each baseline (full and explore), from the raw lines with pandas and numpy.
+
+    lines: buyer, product, ts (seconds); a pair's orders are its distinct timestamps before the cutoff.
+    """
     index = {p: i for i, p in enumerate(data.product_ids)}  # catalog index: order of first appearance
     train_lines = lines[lines.ts < cutoff].assign(p=lambda f: f["product"].map(index))
     per_pair = train_lines.groupby(["buyer", "p"]).agg(orders=("ts", "nunique"), last=("ts", "max")).reset_index()
     counts = np.bincount(frame[PRODUCT].iloc[train_rows].map(index), minlength=len(index))
     popular = sorted(range(len(index)), key=lambda p: (-counts[p], p))
+    popularity_rank = {p: r for r, p in enumerate(popular)}
     bought = {b: set(g.p) for b, g in per_pair.groupby("buyer")}
 
-    top = [p for p in popular if counts[p] > 0][:25]
+    top = [p for p in popular if counts[p] > 0][:n_ease]
+    column = {p: j for j, p in enumerate(top)}
     buyers = sorted(bought)
     x = np.zeros((len(buyers), len(top)))
     for i, b in enumerate(buyers):
-        for j, p in enumerate(top):
-            x[i, j] = p in bought[b]
+        x[i, [column[p] for p in bought[b] if p in column]] = 1.0
     inverse = np.linalg.inv(x.T @ x + LAMBDA * np.eye(len(top)))
     weights = np.eye(len(top)) - inverse / np.diag(inverse)
-    scores = {b: dict(zip(top, x[i] @ weights, strict=True)) for i, b in enumerate(buyers)}
+    scores = {b: x[i] @ weights for i, b in enumerate(buyers)}
 
-    def fill(first: list[int], rest: list[int], skip: set[int] = frozenset()) -> list[int]:
-        out = []
-        for p in first + rest:
-            if p not in out and p not in skip:
+    def fill(first: list[int], skip: set[int] = frozenset()) -> list[int]:
+        out: list[int] = []
+        for p in [*first, *popular]:
+            if len(out) == k:
+                break
+            if p not in skip and p not in out:
                 out.append(p)
-        return out[:10]
+        return out
 
     out: dict[str, dict] = {name: {} for name in Baselines.names}
     out.update({f"{name}_explore": {} for name in Baselines.names})
     for b in data.buyer_ids:
         history = per_pair[per_pair.buyer == b].sort_values(["orders", "last", "p"], ascending=[False, False, True])
         past = list(history.p)
-        rank = scores.get(b, {})
-        ease = sorted(rank, key=lambda p: (-rank[p], popular.index(p))) if rank else []
-        out["popularity"][b] = fill([], popular)
-        out["buy_again"][b] = fill(past, popular)
-        out["ease"][b] = fill(ease, popular)
-        out["buy_again_ease"][b] = fill(past + ease, popular)
+        score = scores.get(b)
+        ease = sorted(top, key=lambda p: (-score[column[p]], popularity_rank[p])) if score is not None else []
+        out["popularity"][b] = fill([])
+        out["buy_again"][b] = fill(past)
+        out["ease"][b] = fill(ease)
+        out["buy_again_ease"][b] = fill(past + ease)
         for name in ("popularity", "buy_again"):
-            out[f"{name}_explore"][b] = fill([], popular, set(past))
+            out[f"{name}_explore"][b] = fill([], set(past))
         for name in ("ease", "buy_again_ease"):
-            out[f"{name}_explore"][b] = fill(ease, popular, set(past))
+            out[f"{name}_explore"][b] = fill(ease, set(past))
     return out
 
 
 def test_every_baseline_list_matches_the_pandas_computation(split):
     """Each buyer's list, full and explore, equals the one built from the raw lines by hand."""
     lines, interactions, data = split
-    expected = _expected_lists(lines, data, interactions.frame, interactions.train)
+    expected = _expected_lists(lines, data, interactions.frame, interactions.train, cutoff=CUTOFF, k=10, n_ease=25)
     baselines = Baselines(data.history, data.train_counts, LAMBDA, 25)
     buyers = np.arange(len(data.buyer_ids))
     for name in Baselines.names:
@@ -135,25 +143,68 @@ def test_every_baseline_list_matches_the_pandas_computation(split):
 def test_baseline_metrics_count_test_rows_as_the_pandas_computation(split):
     """{name}_recall_at_K, _ndcg_at_K, _repeat_recall_at_K and _explore_recall_at_K from the hand-built lists."""
     lines, interactions, data = split
-    expected = _expected_lists(lines, data, interactions.frame, interactions.train)
-    evaluation = EvaluationSpec(ks=KS, ease_lambda=LAMBDA, ease_products=25)
+    expected = _expected_lists(lines, data, interactions.frame, interactions.train, cutoff=CUTOFF, k=10, n_ease=25)
+    _check_metrics(interactions, data, expected, EvaluationSpec(ks=KS, ease_lambda=LAMBDA, ease_products=25))
+
+
+def _check_metrics(
+    interactions, data, expected: dict[str, dict], evaluation: EvaluationSpec, tolerance: float = 1e-12
+) -> None:
     metrics = baseline_metrics(data, SplitPairs.of(data, data.test), evaluation)
     test = interactions.frame.iloc[interactions.test]
     index = {p: i for i, p in enumerate(data.product_ids)}
     train = interactions.frame.iloc[interactions.train]
     past = set(zip(train[BUYER], train[PRODUCT].map(index), strict=True))
     pairs = [(b, index[p]) for b, p in zip(test[BUYER], test[PRODUCT], strict=True)]
-    assert any((b, p) in past for b, p in pairs) and any((b, p) not in past for b, p in pairs)
     repeat = [(b, p) for b, p in pairs if (b, p) in past]
     new = [(b, p) for b, p in pairs if (b, p) not in past]
+    assert repeat and new
     for name in Baselines.names:
         full, explore = expected[name], expected[f"{name}_explore"]
-        for k in KS:
-            assert metrics[f"{name}_recall_at_{k}"] == pytest.approx(_recall(pairs, full, k))
-            assert metrics[f"{name}_ndcg_at_{k}"] == pytest.approx(_ndcg(pairs, full, k))
-            assert metrics[f"{name}_repeat_recall_at_{k}"] == pytest.approx(_recall(repeat, full, k))
-            assert metrics[f"{name}_explore_recall_at_{k}"] == pytest.approx(_recall(new, explore, k))
-            assert metrics[f"{name}_explore_ndcg_at_{k}"] == pytest.approx(_ndcg(new, explore, k))
+        for k in evaluation.ks:
+            assert metrics[f"{name}_recall_at_{k}"] == pytest.approx(_recall(pairs, full, k), abs=tolerance)
+            assert metrics[f"{name}_ndcg_at_{k}"] == pytest.approx(_ndcg(pairs, full, k), abs=tolerance)
+            assert metrics[f"{name}_repeat_recall_at_{k}"] == pytest.approx(_recall(repeat, full, k), abs=tolerance)
+            assert metrics[f"{name}_explore_recall_at_{k}"] == pytest.approx(_recall(new, explore, k), abs=tolerance)
+            assert metrics[f"{name}_explore_ndcg_at_{k}"] == pytest.approx(_ndcg(new, explore, k), abs=tolerance)
+
+
+@pytest.mark.slow
+def test_baselines_on_complete_journey_households_match_the_pandas_computation(shared_data_dir):
+    """On 150 households of The Complete Journey (lines, time split at November), every baseline's metrics
+    equal the pandas computation (EASE within 0.001: float32 against float64 scores)."""
+    path = shared_data_dir / "completejourney" / "transactions.csv.gz"
+    spec = parse_spec(
+        {
+            "data": {
+                "transactions": {"path": str(path)},
+                **{"buyer_id": "household_id", "product_id": "product_id", "timestamp": "transaction_timestamp"},
+                "filters": [{"column": "household_id", "op": "<=", "value": 150}],
+                "split": {"kind": "time", "cutoff": "2017-11-01"},
+            },
+            "features": {
+                "buyer": [{"column": "household_id", "transform": "id", "embedding_dim": 4}],
+                "product": [{"column": "product_id", "transform": "id", "embedding_dim": 4}],
+            },
+            "model": {"type": "retrieval", "top_k": 10},
+            "evaluation": {"ks": [10, 100], "ease_lambda": LAMBDA, "ease_products": 300},
+        }
+    )
+    interactions, _, data = prepare(spec)
+    raw = pd.read_csv(path, usecols=["household_id", "product_id", "transaction_timestamp"])
+    raw = raw[raw.household_id <= 150]
+    lines = pd.DataFrame(
+        {
+            "buyer": raw.household_id,
+            "product": raw.product_id,
+            "ts": (pd.to_datetime(raw.transaction_timestamp, utc=True) - pd.Timestamp(0, tz="UTC"))
+            // pd.Timedelta("1s"),
+        }
+    )
+    cutoff = int(pd.Timestamp("2017-11-01", tz="UTC").timestamp())
+    expected = _expected_lists(lines, data, interactions.frame, interactions.train, cutoff=cutoff, k=100, n_ease=300)
+    # EASE scores in float32 (the engine) and float64 (numpy) may order near-ties differently deep in a list.
+    _check_metrics(interactions, data, expected, spec.evaluation, tolerance=1e-3)
 
 
 def _recall(pairs: list, lists: dict, k: int) -> float:
@@ -167,8 +218,7 @@ def _ndcg(pairs: list, lists: dict, k: int) -> float:
 def test_orders_are_distinct_timestamps_of_a_pairs_training_lines(split):
     """The history's order count and latest order per pair equal pandas' nunique and max over training lines."""
     lines, _, data = split
-    cutoff = 1_700_000_000 + 14 * 86_400
-    per_pair = lines[lines.ts < cutoff].groupby(["buyer", "product"]).ts.agg(["nunique", "max"])
+    per_pair = lines[lines.ts < CUTOFF].groupby(["buyer", "product"]).ts.agg(["nunique", "max"])
     history = data.history
     got = {
         (data.buyer_ids[b], data.product_ids[p]): (o, t)
