@@ -140,6 +140,19 @@ def test_rating_metrics_use_the_models_predictions_for_each_row(untrained):
     assert metrics["test_mae"] == pytest.approx(sum(abs(e) for e in errors) / len(errors), rel=1e-6)
 
 
+def test_the_mean_baseline_predicts_the_training_mean_for_every_test_row(untrained):
+    """test_rmse_mean_baseline is the RMSE of the training labels' mean against each test label."""
+    spec, model, data = untrained
+    metrics = evaluate_split(model, data, data.test, spec.evaluation, rating_prefix="test_", baseline=True)
+    train = data.train.labels.tolist()
+    mean = sum(train) / len(train)
+    test = data.test.labels.tolist()
+    expected = math.sqrt(sum((y - mean) ** 2 for y in test) / len(test))
+    assert metrics["test_rmse_mean_baseline"] == pytest.approx(expected, rel=1e-6)
+    quiet = evaluate_split(model, data, data.test, spec.evaluation, rating_prefix="test_", baseline=False)
+    assert "test_rmse_mean_baseline" not in quiet
+
+
 def test_an_empty_split_has_no_metrics(untrained):
     """Evaluating a split with no rows gives an empty dict."""
     spec, model, data = untrained

@@ -1,5 +1,5 @@
 """Evaluate a trained model on a split: full-catalog retrieval metrics (all, repeat and explore interactions,
-cold and warm buyers) beside the four list baselines, and rating errors.
+cold and warm buyers) beside the four list baselines, and rating errors beside a mean-predictor baseline.
 
 Counting: `recall_at_K` is over every interaction of the split, nothing excluded. `repeat_` keeps the
 interactions whose buyer bought the product in training, ranked in full lists. `explore_` keeps the others
@@ -121,6 +121,12 @@ def baseline_metrics(data: EncodedData, pairs: SplitPairs, evaluation: Evaluatio
     return metrics
 
 
+def mean_baseline_rmse(train_labels: torch.Tensor, labels: torch.Tensor) -> float:
+    """The RMSE of predicting the training split's mean target for every row: what a ranking model must beat."""
+    mean = float(train_labels.double().mean())
+    return rating_metrics(np.full(len(labels), mean), labels.numpy())["rmse"]
+
+
 def evaluate_split(
     model: TwoTowerModel,
     data: EncodedData,
@@ -153,6 +159,8 @@ def evaluate_split(
     if model.has_ranking and rows.labels is not None:
         predictions = predict_pairs(model, queries, candidates, rows)
         metrics.update(rating_metrics(predictions, rows.labels.numpy(), rating_prefix))
+        if baseline and data.train.labels is not None and len(data.train):
+            metrics[f"{rating_prefix}rmse_mean_baseline"] = mean_baseline_rmse(data.train.labels, rows.labels)
     model.train()
     return metrics
 

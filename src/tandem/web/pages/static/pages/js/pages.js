@@ -20,23 +20,46 @@
     return value === null || value === undefined ? "—" : Number(value).toFixed(3);
   }
 
-  // A chart config from the server: {type, data, axes: {percent, secondary, x_title}}.
+  // Decimals that keep neighbouring ticks apart (ticks 0.0025 apart on a percent axis need one: 33.8%, 34.0%).
+  function tickDecimals(ticks, scale) {
+    const step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) * scale : 0;
+    return step > 0 ? Math.max(0, Math.ceil(-Math.log10(step) - 1e-9)) : 0;
+  }
+
+  function tickFormat(percent) {
+    const scale = percent ? 100 : 1;
+    return (value, index, ticks) => (value * scale).toFixed(tickDecimals(ticks, scale)) + (percent ? "%" : "");
+  }
+
+  function axisTitle(text) {
+    return { display: !!text, text: text || "" };
+  }
+
+  // A chart config from the server: {type, data, axes: {percent, secondary, x_title, y_title, y1_title, offset,
+  // numeric_x}}.
   function chartOptions(config) {
     const axes = config.axes || {};
-    const y = { ticks: {}, grid: { color: "#eef1f6" } };
-    if (axes.percent) {
-      y.ticks.callback = (v) => (v * 100).toFixed(0) + "%";
-    }
-    const scales = {
-      x: {
-        title: { display: !!axes.x_title, text: axes.x_title || "" },
-        grid: { display: false },
-        ticks: { maxRotation: 0, autoSkipPadding: 12 },
-      },
-      y: y,
+    const y = { ticks: { callback: tickFormat(axes.percent) }, grid: { color: "#eef1f6" }, title: axisTitle(axes.y_title) };
+    const x = {
+      title: axisTitle(axes.x_title),
+      grid: { display: false },
+      ticks: { maxRotation: 0, autoSkipPadding: 12 },
+      offset: !!axes.offset || config.type === "bar",
     };
+    if (axes.numeric_x) {
+      // A histogram's bars sit at their bins' centres on a numeric axis: round tick values, bars touching.
+      x.type = "linear";
+      x.offset = false;
+      x.ticks.callback = tickFormat(false);
+    }
+    const scales = { x: x, y: y };
     if (axes.secondary) {
-      scales.y1 = { position: "right", grid: { drawOnChartArea: false }, ticks: { callback: (v) => Number(v).toFixed(2) } };
+      scales.y1 = {
+        position: "right",
+        grid: { drawOnChartArea: false },
+        ticks: { callback: tickFormat(false) },
+        title: axisTitle(axes.y1_title),
+      };
     }
     return {
       responsive: true,
@@ -55,6 +78,7 @@
             label: (ctx) => {
               const onPercentAxis = axes.percent && ctx.dataset.yAxisID !== "y1";
               const v = ctx.parsed.y;
+              if (config.type === "bar") return ctx.dataset.label + ": " + v;  // a count
               return ctx.dataset.label + ": " + (onPercentAxis ? formatPercent(v) : formatNumber(v));
             },
           },
