@@ -91,7 +91,7 @@ def training_curves(experiment: Experiment) -> list[Chart]:
     history = experiment.history or []
     epochs = [record.get("epoch", i + 1) for i, record in enumerate(history)]
     charts = []
-    losses = [(k, t) for k, t in LOSSES if _present(history, k)]
+    losses = [loss for loss in LOSSES if _present(history, loss[0])]
     if len(losses) == 2:  # a single task's total is its own loss: no third line
         losses = losses[:1]
     for key, title, task in losses:

@@ -32,26 +32,30 @@ WIDTH, HEIGHT, GAP = 120.0, 28.0, 1.0
 
 @dataclass(frozen=True)
 class Bar:
-    """One bar of a small histogram: its rectangle in a WIDTH × HEIGHT drawing, and a tooltip (range: count)."""
+    """One bar of a small histogram: its rectangle in a WIDTH × HEIGHT drawing, a tooltip (range: count), and the
+    range's ends as labels (the same label twice for a bar of one value), for the axis under the drawing."""
 
     x: float
     y: float
     width: float
     height: float
     title: str
+    low: str
+    high: str
 
 
 def _is_time(kind: str) -> bool:
     return kind.upper().startswith(("DATE", "TIMESTAMP"))
 
 
-def _bars(counts: list[int], titles: list[str]) -> list[Bar]:
+def _bars(counts: list[int], ranges: list[tuple[str, str]]) -> list[Bar]:
     """Bars scaled to the tallest; a non-empty bin is at least one unit high so that it stays visible."""
     top = max(counts, default=0) or 1
     width = (WIDTH - GAP * (len(counts) - 1)) / max(len(counts), 1)
     out = []
-    for i, (n, title) in enumerate(zip(counts, titles, strict=True)):
+    for i, (n, (low, high)) in enumerate(zip(counts, ranges, strict=True)):
         height = max(1.0, HEIGHT * n / top) if n else 0.0
+        title = low if low == high else f"{low} – {high}"
         out.append(
             Bar(
                 round(i * (width + GAP), 2),
@@ -59,6 +63,8 @@ def _bars(counts: list[int], titles: list[str]) -> list[Bar]:
                 round(width, 2),
                 round(height, 2),
                 f"{title}: {n:,}",
+                low,
+                high,
             )
         )
     return out
@@ -84,7 +90,7 @@ def _per_value(con: duckdb.DuckDBPyConnection, value: str, order: str, label: La
     rows = con.execute(
         f"SELECT {value} AS v, count(*) AS n FROM m WHERE v IS NOT NULL GROUP BY v ORDER BY {order}"
     ).fetchall()
-    return _bars([int(n) for _, n in rows], [label(v) for v, _ in rows])
+    return _bars([int(n) for _, n in rows], [(label(v), label(v)) for v, _ in rows])
 
 
 def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, source: str = "m") -> list[Bar]:
@@ -94,7 +100,7 @@ def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, 
         return []
     if hi == lo:
         (n,) = con.execute(f"SELECT count({value}) FROM {source}").fetchone()
-        return _bars([int(n)], [label(lo)])
+        return _bars([int(n)], [(label(lo), label(lo))])
     width = (hi - lo) / BINS
     rows = con.execute(
         f"SELECT least(CAST(floor(({value} - ?) / ?) AS INTEGER), {BINS - 1}) AS b, count(*) FROM {source} "
@@ -104,8 +110,8 @@ def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, 
     counts = [0] * BINS
     for b, n in rows:
         counts[int(b)] = int(n)
-    titles = [f"{label(lo + i * width)} – {label(lo + (i + 1) * width)}" for i in range(BINS)]
-    return _bars(counts, titles)
+    ranges = [(label(lo + i * width), label(lo + (i + 1) * width)) for i in range(BINS)]
+    return _bars(counts, ranges)
 
 
 def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: bool) -> list[Bar]:

@@ -214,6 +214,55 @@
 
   // -------------------------------------------------------------------------------------------- misc
 
+  // The experiment form shows the split fields that the chosen split reads: a cutoff only for a time split, a test
+  // fraction unless a cutoff decides the test rows (leave-last-out tests each buyer's last row). A hidden field
+  // is disabled, so that its value is not sent either.
+  function wireSplit(root) {
+    all(root, "#experiment-form").forEach((form) => {
+      const kind = form.querySelector("[name=split_kind]");
+      const cutoff = form.querySelector("[name=split_cutoff]");
+      const fraction = form.querySelector("[name=test_fraction]");
+      if (!kind || !cutoff || !fraction) return;
+      const show = (input, shown) => {
+        input.closest(".field").hidden = !shown;
+        input.disabled = !shown;
+      };
+      const update = () => {
+        show(cutoff, kind.value === "time");
+        show(fraction, kind.value === "random" || (kind.value === "time" && !cutoff.value.trim()));
+      };
+      kind.addEventListener("change", update);
+      cutoff.addEventListener("input", update);
+      update();
+    });
+  }
+
+  // A button[data-copy=ID] copies the text of element ID and says so.
+  function wireCopy(root) {
+    all(root, "button[data-copy]").forEach((button) => {
+      const label = button.textContent;
+      button.addEventListener("click", async () => {
+        const text = document.getElementById(button.dataset.copy).textContent;
+        try {
+          await navigator.clipboard.writeText(text);
+          button.textContent = "Copied";
+        } catch (error) {
+          button.textContent = "Copy failed: select the text instead";
+        }
+        setTimeout(() => { button.textContent = label; }, 2000);
+      });
+    });
+  }
+
+  // A form[data-confirm] asks before it is sent (deleting cannot be undone).
+  function wireConfirm(root) {
+    all(root, "form[data-confirm]").forEach((form) => {
+      form.addEventListener("submit", (event) => {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
   function wireAutosubmit(root) {
     all(root, "select[data-autosubmit]").forEach((select) => {
       select.addEventListener("change", () => select.form.submit());
@@ -227,6 +276,9 @@
     wireFeatureTable(root);
     wireUpload(root);
     wireAutosubmit(root);
+    wireCopy(root);
+    wireSplit(root);
+    wireConfirm(root);
     all(root, "form[data-model-form]").forEach((form) => {
       form.addEventListener("change", (event) => {
         if (event.target.name === "model_type") showForType(form);
