@@ -222,7 +222,7 @@ def best_over_time_chart(model_type: str, series: dict[str, list[Any]]) -> Chart
     datasets = []
     for i, metric in enumerate(m for m in series if m != "labels"):
         name, task = names[metric]
-        extra = {"stepped": True, "yAxisID": "y" if i == 0 else "y1", "pointRadius": 5}
+        extra = {"stepped": True, "yAxisID": "y" if i == 0 else "y1", "pointRadius": 5, "pointStyle": POINTS[i]}
         datasets.append(_line(name, series[metric], TASK_COLOURS[task], **extra))
     titles = [names[m][0].removeprefix("Best ") for m in series if m != "labels"]
     return _chart(

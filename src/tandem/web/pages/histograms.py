@@ -114,7 +114,8 @@ def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, 
     return _bars(counts, ranges)
 
 
-def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: bool) -> list[Bar]:
+def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: bool, is_time: bool) -> list[Bar]:
+    """`is_time`: the dataset's timestamp column, whose numbers are Unix seconds (labelled as moments)."""
     name, kind, distinct = quote(column["name"]), column["type"], int(column.get("distinct") or 0)
     measured = _is_time(kind) or (is_numeric(kind) and kind.upper() != "BOOLEAN")
     if is_id or (not measured and distinct > BINS):
@@ -124,17 +125,21 @@ def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: 
         return _binned(con, "n", _times, source="f")
     if not measured:
         return _per_value(con, name, "n DESC, v", str)
-    value, label = (f"epoch({name})", _moment) if _is_time(kind) else (f"CAST({name} AS DOUBLE)", _number)
+    if _is_time(kind):
+        value, label = f"epoch({name})", _moment
+    else:
+        value, label = f"CAST({name} AS DOUBLE)", (_moment if is_time else _number)
     return _per_value(con, value, "v", label) if distinct <= BINS else _binned(con, value, label)
 
 
-def _file_bars(path: Path, table: dict[str, Any], ids: set[str]) -> dict[str, list[Bar]]:
+def _file_bars(path: Path, table: dict[str, Any], ids: set[str], times: set[str]) -> dict[str, list[Bar]]:
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")  # it would draw on the server's terminal
         read_source(con, TableSource(path=str(path), format=table.get("format", "auto")), "t")
         con.execute("CREATE TABLE m AS SELECT * FROM t")  # one read of the file for every column
-        return {c["name"]: _column_bars(con, c, c["name"] in ids) for c in table.get("columns", [])}
+        columns = table.get("columns", [])
+        return {c["name"]: _column_bars(con, c, c["name"] in ids, c["name"] in times) for c in columns}
     finally:
         con.close()
 
@@ -153,7 +158,8 @@ def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
         ids = {dataset.buyer_id_column, dataset.product_id_column} if role == "transactions" else set()
         ids.add({"buyers": dataset.buyers_key, "products": dataset.products_key}.get(role, ""))
         try:
-            out[role] = _file_bars(Path(field.path), table, ids)
+            times = {dataset.timestamp_column} if role == "transactions" else set()
+            out[role] = _file_bars(Path(field.path), table, ids, times)
         except (duckdb.Error, DataError, OSError, ValueError):
             out[role] = {}
     cache.set(key, out, timeout=3600)

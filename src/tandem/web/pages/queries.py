@@ -15,6 +15,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from tandem.data.sources import is_numeric
 from tandem.web.accounts.models import Organisation
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
@@ -318,6 +319,8 @@ def profile_tables(dataset: Dataset, bars: dict[str, dict[str, Any]] | None = No
                     # An id's size says nothing, nor does the mean of a time: those statistics are not shown.
                     "is_id": tag in ("buyer id", "product id", "join key"),
                     "has_mean": tag is None,
+                    # Ids, numbers and times have ranges to mark under their histogram; categories do not.
+                    "has_range": tag is not None or is_numeric(column["type"]) or "TIME" in column["type"].upper(),
                     "bars": None if bars is None else bars.get(role, {}).get(name, []),
                 }
             )

@@ -215,20 +215,19 @@
   // -------------------------------------------------------------------------------------------- misc
 
   // The experiment form shows the split fields that the chosen split reads: a cutoff only for a time split, a test
-  // fraction unless a cutoff decides the test rows (leave-last-out tests each buyer's last row). A hidden field
-  // is disabled, so that its value is not sent either.
+  // fraction unless a cutoff decides the test rows (leave-last-out tests each buyer's last row). A hidden cutoff
+  // is disabled, so that it is not sent (the engine refuses a cutoff for other splits); a hidden test fraction is
+  // still sent, and unused.
   function wireSplit(root) {
     all(root, "#experiment-form").forEach((form) => {
       const kind = form.querySelector("[name=split_kind]");
       const cutoff = form.querySelector("[name=split_cutoff]");
       const fraction = form.querySelector("[name=test_fraction]");
       if (!kind || !cutoff || !fraction) return;
-      const show = (input, shown) => {
-        input.closest(".field").hidden = !shown;
-        input.disabled = !shown;
-      };
+      const show = (input, shown) => { input.closest(".field").hidden = !shown; };
       const update = () => {
         show(cutoff, kind.value === "time");
+        cutoff.disabled = kind.value !== "time";
         show(fraction, kind.value === "random" || (kind.value === "time" && !cutoff.value.trim()));
       };
       kind.addEventListener("change", update);
