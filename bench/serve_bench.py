@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from _common import OUT, REPO, machine_line
 
+from tandem.data.history import purchase_history
 from tandem.export.artifacts import TrainedModel
 from tandem.export.bundle import export_bundle
 from tandem.features.pipeline import TowerFeatures
@@ -129,6 +130,7 @@ def build_bundle(parts: dict[str, Any], algorithm: str, folder: Path) -> float:
         product_ids=parts["product_ids"],
         catalog_frame=pd.DataFrame(),
         train_counts=parts["popularity"],
+        history=purchase_history(pd.DataFrame(), np.zeros(0), np.zeros(0), np.zeros(0), BUYERS, n),
         train=train,
         validation=empty,
         test=empty,

@@ -43,6 +43,17 @@ def test_train_exits_zero_and_prints_the_metrics(trained_run):
     assert "Traceback" not in process.stderr
 
 
+def test_the_metric_table_reads_headline_metrics_first_then_each_family_by_k(trained_run):
+    """Recall at every K (ascending) and the four errors lead; the other families follow, K ascending in each."""
+    process, _ = trained_run
+    names = [line.split()[0] for line in process.stdout.splitlines() if line.startswith("  ")]
+    headline = ["recall_at_1", "recall_at_5", "recall_at_10", "rmse", "mae", "test_rmse", "test_mae"]
+    assert names[:7] == headline, process.stdout  # the synthetic spec measures K = 1, 5, 10
+    coverage = [n for n in names if n.startswith("coverage_at_")]
+    assert coverage == ["coverage_at_1", "coverage_at_5", "coverage_at_10"]
+    assert names.index("coverage_at_10") < names.index("mrr") < names.index("ndcg_at_1")
+
+
 def test_train_writes_every_run_file(trained_run):
     """The run folder holds metrics, history, weight statistics, the data report, the spec and the model."""
     _, out = trained_run

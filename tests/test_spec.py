@@ -337,6 +337,75 @@ def test_all_bad_overrides_are_reported_at_once():
     assert [p.path for p in info.value.problems] == ["--set", "features.target.x", "training.epochs"]
 
 
+def test_overrides_reach_list_items_by_index():
+    """A numeric part indexes a list: `features.buyer.0.embedding_dim=16` sets the first buyer feature's dim."""
+    raw = apply_overrides(_raw(), ["features.buyer.0.embedding_dim=16", "features.product.0.transform=hashing"])
+    assert raw["features"]["buyer"][0] == {"column": "buyer", "transform": "id", "embedding_dim": 16}
+    assert raw["features"]["product"][0]["transform"] == "hashing"
+
+
+def test_an_index_outside_the_list_is_reported_with_the_list_length():
+    """An index past the end, or a name where a list needs an index, is reported at that key."""
+    with pytest.raises(SpecError) as info:
+        apply_overrides(_raw(), ["features.buyer.1.embedding_dim=16", "features.buyer.first.embedding_dim=16"])
+    problems = {p.path: p.message for p in info.value.problems}
+    assert set(problems) == {"features.buyer.1.embedding_dim", "features.buyer.first.embedding_dim"}
+    assert "a list of 1" in problems["features.buyer.1.embedding_dim"]
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "expected"),
+    [
+        ("data.split.cutoff=2017-10-01", ("data", "split", "cutoff"), "2017-10-01"),
+        ("name=2020", ("name",), "2020"),
+        ("data.buyer_id=007", ("data", "buyer_id"), "007"),
+        ("data.transactions.timestamp_format=%m/%d/%Y", ("data", "transactions", "timestamp_format"), "%m/%d/%Y"),
+        ("data.transactions.types.ID=VARCHAR", ("data", "transactions", "types", "ID"), "VARCHAR"),
+        ("features.buyer.0.column=true", ("features", "buyer", 0, "column"), "true"),
+        ("features.target='quoted'", ("features", "target"), "quoted"),
+        ("data.timestamp=null", ("data", "timestamp"), None),
+        ("training.epochs=7", ("training", "epochs"), 7),
+        ("data.filters=[{column: a, op: is_null}]", ("data", "filters"), [{"column": "a", "op": "is_null"}]),
+    ],
+)
+def test_override_values_take_the_type_of_their_field(override, path, expected):
+    """Text fields keep the text as written (a date stays a string); other fields are parsed as YAML."""
+    raw = apply_overrides(_raw(), [override])
+    value = raw
+    for part in path:
+        value = value[part]
+    assert value == expected
+
+
+def test_a_date_cutoff_override_passes_validation():
+    """`--set data.split.cutoff=2017-10-01` gives a valid time split rather than 'not a valid string'."""
+    raw = _raw(data={**BASE["data"], "timestamp": "ts", "split": {"kind": "time"}})
+    spec = parse_spec(apply_overrides(raw, ["data.split.cutoff=2017-10-01"]))
+    assert spec.data.split.cutoff == "2017-10-01"
+
+
+def test_derived_columns_and_new_filters_are_checked_by_the_schema():
+    """A derived formula outside the grammar and a filter without the value its op needs are reported by path."""
+    data = {
+        **BASE["data"],
+        "derived": [{"name": "s", "expr": "q * p"}, {"name": "t", "expr": "1; SELECT 1"}, {"name": "s", "expr": "q"}],
+        "filters": [
+            {"column": "q", "op": "starts_with"},
+            {"column": "q", "op": "is_null", "value": 3},
+            {"column": "q", "op": "matches", "value": "^A"},
+            {"column": "q", "op": "=="},
+        ],
+    }
+    problems = _problems(_raw(data=data))
+    assert set(problems) == {"data.derived.1.expr", "data.filters.0", "data.filters.1", "data.filters.3"}
+    assert "needs a non-empty text value" in problems["data.filters.0"]
+    assert "takes no value" in problems["data.filters.1"]
+    assert "is_null" in problems["data.filters.3"]
+    data["derived"] = data["derived"][::2]
+    data["filters"] = data["filters"][2:3]
+    assert _problems(_raw(data=data)) == {"data.derived": "derived column names repeat (s); give each its own name"}
+
+
 def test_overridden_values_are_validated_like_the_file():
     """An override that breaks a rule is reported like the same value written in the file."""
     with pytest.raises(SpecError) as info:

@@ -14,8 +14,25 @@ from tandem.serving.commands import add_serving_commands
 METRIC_ORDER = HEADLINE
 
 
+def _family(name: str) -> tuple[str, int]:
+    """A metric's family and K: "coverage_at_10" → ("coverage", 10); a metric without K has K -1."""
+    family, at, k = name.rpartition("_at_")
+    return (family, int(k)) if at and k.isdigit() else (name, -1)
+
+
+# The headline metrics' families, in reading order: recall, then the validation and test errors.
+HEADLINE = tuple(dict.fromkeys(_family(name)[0] for name in METRIC_ORDER))
+
+
+def _reading_order(name: str) -> tuple[int, str, int]:
+    """Sort key of the metric table: the headline families first, then the others by name; K ascending in each."""
+    family, k = _family(name)
+    lead = HEADLINE.index(family) if family in HEADLINE else len(HEADLINE)
+    return lead, family, k
+
+
 def _format_table(metrics: dict[str, float]) -> str:
-    keys = [k for k in METRIC_ORDER if k in metrics] + sorted(k for k in metrics if k not in METRIC_ORDER)
+    keys = sorted(metrics, key=_reading_order)
     width = max(len(k) for k in keys) if keys else 0
     return "\n".join(f"  {k:<{width}}  {metrics[k]:.4f}" for k in keys)
 

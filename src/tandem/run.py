@@ -108,10 +108,13 @@ def run(
 
 
 def final_metrics(model: TwoTowerModel, data: EncodedData, spec: ExperimentSpec) -> tuple[dict[str, float], list[str]]:
-    """Test-split retrieval metrics (with the popularity baseline), validation and test rating errors."""
+    """Test-split retrieval metrics (all, repeat, explore, cold/warm; with the baselines), validation and test
+    rating errors."""
     device = spec.training.device
     ev = spec.evaluation
-    metrics = evaluate_split(model, data, data.test, ev, rating_prefix="test_", baseline=ev.baseline, device=device)
+    metrics = evaluate_split(
+        model, data, data.test, ev, rating_prefix="test_", baseline=ev.baseline, breakdown=True, device=device
+    )
     notes = []
     if model.has_ranking:
         if len(data.validation):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import UnionType
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -31,6 +33,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, to_jsonable_python
 
 from tandem.errors import Problem, SpecError
+from tandem.expressions import referenced_columns
 from tandem.metric_names import DEFAULT_KS
 
 
@@ -68,8 +71,19 @@ LayerSize = Annotated[int, Field(ge=1, le=MAX_LAYER_SIZE, strict=True)]  # stric
 # --------------------------------------------------------------------------------------------- data
 
 
+# DuckDB types a column may be declared as; DECIMAL takes its precision and scale.
+ColumnType = Annotated[
+    str,
+    Field(
+        pattern=r"(?i)^(VARCHAR|TEXT|BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|FLOAT|REAL|DOUBLE|DATE|"
+        r"TIMESTAMP|TIMESTAMPTZ|DECIMAL\(\d{1,2}, ?\d{1,2}\))$",
+        description="VARCHAR, BOOLEAN, INTEGER, BIGINT, DOUBLE, DATE, TIMESTAMP, DECIMAL(p, s), …",
+    ),
+]
+
+
 class TableSource(Section):
-    """A CSV or Parquet file, read with DuckDB."""
+    """A CSV or Parquet file, read with DuckDB; column types are guessed from the whole file unless declared."""
 
     path: str = Field(description="File path; relative paths are resolved against the spec file's folder.")
     format: Literal["auto", "csv", "parquet"] = "auto"
@@ -77,6 +91,25 @@ class TableSource(Section):
     header: bool = Field(True, description="Whether the CSV's first line names the columns.")
     columns: list[str] | None = Field(None, description="Column names for a CSV without a header.")
     encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+    timestamp_format: str | None = Field(
+        None,
+        max_length=100,
+        description="strptime format of the CSV's dates or times, e.g. '%m/%d/%Y'; guessed from every value when omitted.",
+    )
+    types: dict[str, ColumnType] = Field(
+        default_factory=dict,
+        description="Column → DuckDB type, e.g. {CUSTOMER_ID: VARCHAR} to keep an id's leading zeros.",
+    )
+    null_values: list[str] = Field(
+        default_factory=list, description="CSV values read as missing besides the empty field, e.g. ['Unknown']."
+    )
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _format_has_a_directive(cls, fmt: str | None) -> str | None:
+        if fmt is not None and not any(f"%{d}" in fmt for d in "YymdbBjHIMSf"):
+            raise ValueError(f"'{fmt}' has no date or time directive; write it like '%m/%d/%Y' or '%Y-%m-%d %H:%M'")
+        return fmt
 
     @model_validator(mode="after")
     def _headerless_csv_needs_columns(self) -> TableSource:
@@ -105,18 +138,57 @@ class Aggregate(Section):
         return self
 
 
+_TEXT_OPS = ("starts_with", "not_starts_with", "matches")
+_NULL_OPS = ("is_null", "not_null")
+
+
 class RowFilter(Section):
-    """Keep only rows where `column op value` holds (applied before aggregation)."""
+    """Keep only rows where `column op value` holds (applied before aggregation).
+
+    `starts_with` / `not_starts_with` compare the column as text (a missing value starts with nothing, so
+    `not_starts_with` keeps it); `matches` keeps values where the regular expression (RE2) is found;
+    `is_null` / `not_null` take no value.
+    """
 
     column: str
-    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"]
-    value: Any
+    op: Literal[
+        "==", "!=", "<", "<=", ">", ">=", "in", "not_in", "starts_with", "not_starts_with", "matches", "is_null",
+        "not_null",
+    ]  # fmt: skip
+    value: Any = None
 
     @model_validator(mode="after")
-    def _list_for_membership(self) -> RowFilter:
-        if self.op in ("in", "not_in") and not isinstance(self.value, list):
-            raise ValueError(f"filter on '{self.column}' with op '{self.op}' needs a list value")
+    def _value_fits_the_op(self) -> RowFilter:
+        where = f"filter on '{self.column}' with op '{self.op}'"
+        if self.op in _NULL_OPS:
+            if self.value is not None:
+                raise ValueError(f"{where} takes no value")
+        elif self.op in ("in", "not_in"):
+            if not isinstance(self.value, list):
+                raise ValueError(f"{where} needs a list value")
+        elif self.op in _TEXT_OPS:
+            if not isinstance(self.value, str) or not self.value:
+                raise ValueError(f"{where} needs a non-empty text value")
+        elif self.value is None:
+            raise ValueError(f"{where} needs a value (use op 'is_null' or 'not_null' for missing values)")
         return self
+
+
+class DerivedColumn(Section):
+    """A column computed on each transaction line, e.g. `{name: sales, expr: "Quantity * UnitPrice"}`.
+
+    `expr` uses columns, numbers, quoted text, + - * / %, parentheses and a few functions (see
+    :mod:`tandem.expressions`); it is compiled to SQL, never passed through. Later columns may use earlier ones.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    expr: str
+
+    @field_validator("expr")
+    @classmethod
+    def _in_the_grammar(cls, expr: str) -> str:
+        referenced_columns(expr)  # raises ExpressionError (a ValueError) naming what is not allowed
+        return expr
 
 
 class SplitSpec(Section):
@@ -138,6 +210,9 @@ class DataSpec(Section):
     buyer_id: str
     product_id: str
     timestamp: str | None = None
+    derived: list[DerivedColumn] = Field(
+        default_factory=list, description="Columns computed from the transactions before filtering and aggregation."
+    )
     filters: list[RowFilter] = Field(default_factory=list)
     aggregate: list[Aggregate] | None = Field(
         None, description="When set, transaction lines become one row per buyer–product pair."
@@ -385,8 +460,18 @@ class EvaluationSpec(Section):
     """Which cut-offs to report and how full-catalog retrieval is counted."""
 
     ks: list[int] = Field(default_factory=lambda: list(DEFAULT_KS))
-    exclude_seen: bool = Field(False, description="Drop each buyer's training products from their candidates.")
-    baseline: bool = Field(True, description="Also score a most-popular baseline.")
+    exclude_seen: bool = Field(
+        False,
+        description="Count the headline recall/NDCG the explore way: each buyer's training products are left out "
+        "of their lists, and test pairs the buyer bought in training are not counted.",
+    )
+    baseline: bool = Field(
+        True, description="Also score the popularity, buy-again, EASE and buy-again-then-EASE lists."
+    )
+    ease_lambda: float = Field(500.0, gt=0.0, description="L2 weight of the EASE baseline.")
+    ease_products: int = Field(
+        6000, ge=1, le=20000, description="EASE covers this many of the most bought products (cost grows as N³)."
+    )
 
     @field_validator("ks")
     @classmethod
@@ -435,6 +520,14 @@ def _split_cutoff_only_for_time(data: DataSpec) -> Problem | None:
     split = data.split
     if split.cutoff is not None and split.kind != "time":
         return Problem("data.split.cutoff", f"'cutoff' applies to a time split, not to '{split.kind}'")
+    return None
+
+
+def _unique_derived_names(data: DataSpec) -> Problem | None:
+    names = [c.name for c in data.derived]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return Problem("data.derived", f"derived column names repeat ({', '.join(dupes)}); give each its own name")
     return None
 
 
@@ -549,6 +642,7 @@ def _bce_needs_plain_target(model: ModelSpec, features: FeaturesSpec) -> Problem
 Rule = Callable[..., Problem | list[Problem] | None]
 RULES: tuple[Rule, ...] = (
     _split_cutoff_only_for_time,
+    _unique_derived_names,
     _time_split_needs_timestamp,
     _unique_feature_names,
     _multitask_needs_a_weight,
@@ -658,29 +752,124 @@ def parse_spec(raw: dict[str, Any], base: Path | None = None, extra_rules: Seque
     return spec.resolve_paths(base) if base is not None else spec
 
 
+def _field_annotation(parts: list[str], raw: Any) -> tuple[Any, Any]:
+    """The schema's annotation of the value at `parts` and the raw value there (list items by index, feature
+    kinds by their `transform`); the annotation is None where the path leaves the schema."""
+    kind: Any = ExperimentSpec
+    node = raw
+    for part in parts:
+        kind = _unwrap(kind, node)
+        origin = typing.get_origin(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            info = kind.model_fields.get(part)
+            if info is None:
+                return None, None
+            kind = info.annotation
+        elif origin is list:
+            kind = typing.get_args(kind)[0]
+        elif origin is dict:
+            kind = typing.get_args(kind)[1]
+        else:
+            return None, None
+        node = _child(node, part)
+    return kind, node
+
+
+def _unwrap(kind: Any, node: Any) -> Any:
+    """Strip Annotated and Optional; pick a feature class by the raw item's `transform`."""
+    while True:
+        origin = typing.get_origin(kind)
+        if origin is Annotated:
+            kind = typing.get_args(kind)[0]
+        elif origin in (typing.Union, UnionType):
+            members = [a for a in typing.get_args(kind) if a is not type(None)]
+            if len(members) == 1:
+                kind = members[0]
+            elif all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
+                tag = node.get("transform") if isinstance(node, dict) else None
+                chosen = [m for m in members if tag in typing.get_args(m.model_fields["transform"].annotation)]
+                return chosen[0] if chosen else None
+            else:
+                return kind
+        else:
+            return kind
+
+
+def _child(node: Any, part: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    return None
+
+
+def _is_text(kind: Any) -> bool:
+    if kind is str:
+        return True
+    return typing.get_origin(kind) is Literal and all(isinstance(v, str) for v in typing.get_args(kind))
+
+
+def _allows_none(kind: Any) -> bool:
+    while typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    return type(None) in typing.get_args(kind)
+
+
+def _override_value(parts: list[str], raw: dict[str, Any], value: str) -> Any:
+    """A `--set` value: text as written where the schema wants text (so 2017-10-01 stays a string, and
+    '%m/%d/%Y' needs no quotes), else YAML. Raises yaml.YAMLError for a non-text field's invalid YAML."""
+    text = value.strip()
+    kind, node = _field_annotation(parts, raw)
+    if not _is_text(_unwrap(kind, node)):
+        return yaml.safe_load(text) if text else ""
+    try:
+        parsed = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        return text
+    if parsed is None and text and _allows_none(kind):
+        return None
+    return parsed if isinstance(parsed, str) else text
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `section.key=value` overrides (values parsed as YAML) to a raw spec dict."""
+    """Apply `section.key=value` overrides to a raw spec dict; a numeric part indexes a list
+    (`features.buyer.0.embedding_dim=16`). Values are parsed as YAML, except where the field is text."""
     problems = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             problems.append(Problem("--set", f"'{item}' is not of the form section.key=value"))
             continue
-        node = raw
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                problems.append(Problem(key, f"'{part}' is not a section, so '{key}' cannot be set"))
+        parts = key.split(".")
+        node: Any = raw
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[:depth]) or "(spec)"
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    problems.append(
+                        Problem(
+                            key,
+                            f"'{where}' is a list of {len(node)}; '{part}' is not an index from 0 to {len(node) - 1}",
+                        )
+                    )
+                    break
+                index: str | int = int(part)
+            elif isinstance(node, dict):
+                index = part
+            else:
+                problems.append(Problem(key, f"'{where}' is not a section, so '{key}' cannot be set"))
                 break
-            node = child
-        else:
-            try:
-                node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
-            except yaml.YAMLError:
-                problems.append(Problem(key, f"the value '{value}' is not valid YAML"))
+            if last:
+                try:
+                    node[index] = _override_value(parts, raw, value)
+                except yaml.YAMLError:
+                    problems.append(Problem(key, f"the value '{value}' is not valid YAML"))
+                break
+            if isinstance(node, dict) and node.get(part) is None:
+                node[part] = {}
+            node = node[index]
     if problems:
         raise SpecError(problems)
     return raw

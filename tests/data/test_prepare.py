@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -210,6 +211,154 @@ def test_each_filter_operator_keeps_the_rows_it_names(write_table, op, value, ke
     kept_rows = [i for i, q in enumerate(TRANSACTIONS["qty"]) if keep(q)]
     assert len(data.frame) == len(expected)
     assert data.products.tolist() == TRANSACTIONS["product"].iloc[kept_rows].tolist()
+
+
+INVOICES = pd.DataFrame(
+    {
+        "buyer": ["u1", "u1", "u2", "u2", "u3", "u3", "u4", "u4", "u5"],
+        "product": ["A1", "POST", "C-9", "A2", "M7", "A1", "A2", "B-1", "X5"],
+        "invoice": ["C100", "101", "C102", None, "104", "105", "C106", "C107", "108"],
+        "qty": [1, 2, None, 4, 5, 6, 7, None, 50],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("column", "op", "value", "keep"),
+    [
+        ("invoice", "starts_with", "C", lambda v: isinstance(v, str) and v.startswith("C")),
+        ("invoice", "not_starts_with", "C", lambda v: not (isinstance(v, str) and v.startswith("C"))),
+        ("product", "matches", "^[A-Z][0-9]$", lambda v: re.fullmatch(r"[A-Z][0-9]", v) is not None),
+        ("product", "matches", "-", lambda v: "-" in v),
+        ("qty", "is_null", None, lambda v: v is None or (isinstance(v, float) and math.isnan(v))),
+        ("qty", "not_null", None, lambda v: not (v is None or (isinstance(v, float) and math.isnan(v)))),
+        ("qty", "starts_with", "5", lambda v: v is not None and not math.isnan(v) and str(v).startswith("5")),
+    ],
+)
+def test_text_and_null_filters_keep_the_rows_they_name(write_table, column, op, value, keep):
+    """Prefix, pattern and null filters keep exactly the rows Python's str and re methods keep, and count the rest.
+
+    A missing invoice starts with nothing, so `not_starts_with` keeps it; a number is compared as its text.
+    """
+    raw = _spec(write_table(INVOICES, "tx.csv"), filters=[{"column": column, "op": op, "value": value}])
+    data = _load(raw)
+    kept = [i for i, v in enumerate(INVOICES[column].astype(object).where(INVOICES[column].notna(), None)) if keep(v)]
+    assert data.products.tolist() == INVOICES["product"].iloc[kept].tolist()
+    assert data.report.get("dropped_by_filters", 0) == len(INVOICES) - len(kept)
+
+
+def test_an_invalid_regular_expression_names_the_filter_value(write_table):
+    """A pattern RE2 cannot read (a look-behind) is a problem on that filter's value, not a DuckDB traceback."""
+    raw = _spec(write_table(INVOICES, "tx.csv"), filters=[{"column": "product", "op": "matches", "value": "(?<=A)1"}])
+    problems = _problems(raw)
+    assert set(problems) == {"data.filters.0.value"}
+    assert "(?<=A)1" in problems["data.filters.0.value"]
+
+
+# -------------------------------------------------------------------------------------- derived columns
+
+
+def test_derived_columns_are_computed_per_line_before_aggregation(write_table):
+    """`sales = qty * price` summed per pair equals pandas' per-line product summed per pair; later columns use earlier ones."""
+    raw = _spec(
+        write_table(TRANSACTIONS, "tx.csv"),
+        model_type="ranking",
+        target="total_sales",
+        derived=[{"name": "sales", "expr": "qty * price"}, {"name": "big", "expr": "sales * 10 - 1"}],
+        filters=[{"column": "sales", "op": ">", "value": 2.5}],
+        aggregate=[
+            {"name": "total_sales", "fn": "sum", "column": "sales"},
+            {"name": "top", "fn": "max", "column": "big"},
+        ],
+    )
+    data = _load(raw)
+    lines = TRANSACTIONS.assign(sales=TRANSACTIONS["qty"] * TRANSACTIONS["price"])
+    lines = lines[lines["sales"] > 2.5]
+    expected = lines.groupby(["buyer", "product"])["sales"].sum().sort_index()
+    got = pd.Series(data.target, index=pd.MultiIndex.from_arrays([data.buyers, data.products])).sort_index()
+    assert got.to_dict() == pytest.approx(expected.to_dict())
+    assert data.report["dropped_by_filters"] == int((TRANSACTIONS["qty"] * TRANSACTIONS["price"] <= 2.5).sum())
+
+
+@pytest.mark.parametrize(
+    ("derived", "path", "says"),
+    [
+        ([{"name": "x", "expr": "qty * cost"}], "data.derived.0.expr", "unknown column 'cost'"),
+        ([{"name": "x", "expr": "qty * buyer"}], "data.derived.0.expr", "cannot be computed from the data"),
+        ([{"name": "qty", "expr": "qty * 2"}], "data.derived.0.name", "already a column"),
+        ([{"name": "x", "expr": "price"}, {"name": "y", "expr": "z + 1"}], "data.derived.1.expr", "unknown column 'z'"),
+    ],
+)
+def test_derived_columns_that_do_not_fit_the_data_name_their_field(write_table, derived, path, says):
+    """Unknown columns, impossible arithmetic (a number times text) and name clashes are problems on that entry."""
+    problems = _problems(_spec(write_table(TRANSACTIONS, "tx.csv"), derived=derived))
+    assert set(problems) == {path}
+    assert says in problems[path]
+
+
+def test_hostile_derived_expressions_are_refused_by_the_spec():
+    """SQL text and unknown functions in a derived column are spec problems naming the field; nothing is read."""
+    raw = _spec(
+        "unused.csv",
+        derived=[
+            {"name": "a", "expr": "qty); DROP TABLE tx; --"},
+            {"name": "b", "expr": "read_csv('/etc/passwd')"},
+            {"name": "c", "expr": "qty * price"},
+        ],
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    problems = {p.path: p.message for p in info.value.problems}
+    assert set(problems) == {"data.derived.0.expr", "data.derived.1.expr"}
+    assert "unknown function 'read_csv'" in problems["data.derived.1.expr"]
+
+
+# ------------------------------------------------------------------------------------------ timestamps
+
+
+def _dated(tmp_path, days):
+    path = tmp_path / "tx.csv"
+    rows = [f"u{i % 3},p{i % 4},{d}" for i, d in enumerate(days)]
+    path.write_text("buyer,product,day\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_text_timestamp_format_is_found_from_every_value(tmp_path):
+    """Month/day dates whose first lines also fit day/month (as Ta-Feng's do) are read month first, from the later values."""
+    days = [f"11/{d}/2000" for d in range(1, 13)] * 3 + ["11/13/2000", "12/25/2000"]
+    data = _load(_spec(_dated(tmp_path, days), timestamp="day"))
+    expected = [int(pd.Timestamp(f"{d[-4:]}-{d.split('/')[0]}-{d.split('/')[1]}", tz="UTC").timestamp()) for d in days]
+    assert data.frame[TS].tolist() == expected
+
+
+def test_a_declared_timestamp_format_is_used(tmp_path):
+    """timestamp_format reads day/month dates that would otherwise fit both layouts."""
+    days = ["01/02/2000", "03/04/2000", "05/06/2000"]
+    raw = _spec(_dated(tmp_path, days), timestamp="day")
+    raw["data"]["transactions"]["timestamp_format"] = "%d/%m/%Y"
+    data = _load(raw)
+    assert data.frame[TS].tolist() == [int(pd.Timestamp(f"2000-{d[3:5]}-{d[:2]}", tz="UTC").timestamp()) for d in days]
+
+
+def test_dates_that_fit_two_layouts_ask_for_a_declared_format(tmp_path):
+    """When every day is ≤ 12, month/day and day/month both read every value: the user is asked to choose."""
+    raw = _spec(_dated(tmp_path, ["01/02/2000", "03/04/2000"]), timestamp="day")
+    raw["data"]["transactions"]["types"] = {"day": "VARCHAR"}
+    problems = _problems(raw)
+    assert set(problems) == {"data.transactions.timestamp_format"}
+    assert "%m/%d/%Y and %d/%m/%Y" in problems["data.transactions.timestamp_format"]
+    raw["data"]["transactions"]["types"] = {}  # typed by the reader, the doubt is found there
+    with pytest.raises(DataError, match="fits both %d/%m/%Y and %m/%d/%Y; declare the file's timestamp_format"):
+        _load(raw)
+
+
+def test_a_declared_format_that_reads_no_value_is_named(tmp_path):
+    """A format that fits none of the values is reported on timestamp_format, not as an empty dataset."""
+    raw = _spec(_dated(tmp_path, ["2000-01-02", "2000-01-03"]), timestamp="day")
+    raw["data"]["transactions"]["types"] = {"day": "VARCHAR"}
+    raw["data"]["transactions"]["timestamp_format"] = "%d/%m/%Y"
+    problems = _problems(raw)
+    assert set(problems) == {"data.transactions.timestamp_format"}
 
 
 # ------------------------------------------------------------------------------------------ aggregation

@@ -1,17 +1,18 @@
-"""Evaluating a model on a split: full-catalog metrics (optionally excluding seen products) and the popularity
-baseline, against brute-force loops over the model's own embeddings."""
+"""Evaluating a model on a split: full-catalog metrics for all, repeat and explore interactions and cold and
+warm buyers, against brute-force loops over the model's own embeddings, and the baselines' keys."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from tandem.evaluation.evaluate import embed, evaluate_split, popularity_ranks
+from tandem.evaluation.evaluate import embed, evaluate_split
 from tandem.run import prepare
-from tandem.spec import load_spec
+from tandem.spec import load_spec, parse_spec
 
 
 @pytest.fixture
@@ -30,69 +31,100 @@ def _seen_by_query(data) -> list[set[int]]:
     return [bought.get(int(b), set()) for b in data.query_buyer]
 
 
-def _brute_force_ranks(scores: list[list[float]], rows, hidden: list[set[int]] | None) -> list[int]:
+def _brute_force_ranks(scores: list[list[float]], pairs, hidden: list[set[int]] | None) -> list[int]:
+    """Rank of each (query, product) pair: how many products its query scores strictly higher, among those
+    not hidden."""
     ranks = []
-    for q, t in zip(rows.query.tolist(), rows.product.tolist(), strict=True):
-        skip = (hidden[q] - {t}) if hidden is not None else set()
+    for q, t in pairs:
+        skip = hidden[q] if hidden is not None else set()
         ranks.append(sum(1 for j, s in enumerate(scores[q]) if j not in skip and s > scores[q][t]))
     return ranks
 
 
+def _scores(model, data) -> list[list[float]]:
+    with torch.no_grad():
+        return (embed(model.query_tower, data.query_table) @ embed(model.candidate_tower, data.catalog).T).tolist()
+
+
+def _check(metrics: dict, prefix: str, ranks: list[int], ks: list[int]) -> None:
+    n = len(ranks)
+    for k in ks:
+        assert metrics[f"{prefix}recall_at_{k}"] == pytest.approx(sum(r < k for r in ranks) / n)
+        assert metrics[f"{prefix}ndcg_at_{k}"] == pytest.approx(sum(1 / math.log2(r + 2) for r in ranks if r < k) / n)
+
+
 @pytest.mark.parametrize("exclude_seen", [False, True])
 def test_test_metrics_match_a_brute_force_ranking_of_the_model_scores(untrained, exclude_seen):
-    """recall@K, NDCG@K, MRR and coverage@K equal loops over the model's scores, with or without seen products."""
+    """recall@K, NDCG@K, MRR and coverage@K equal loops over the model's scores; with exclude_seen they count
+    only pairs the buyer did not buy in training, ranked without the buyer's past products."""
     spec, model, data = untrained
     spec.evaluation.exclude_seen = exclude_seen
     metrics = evaluate_split(model, data, data.test, spec.evaluation, baseline=False)
 
-    with torch.no_grad():
-        scores = (embed(model.query_tower, data.query_table) @ embed(model.candidate_tower, data.catalog).T).tolist()
-    hidden = _seen_by_query(data) if exclude_seen else None
-    ranks = _brute_force_ranks(scores, data.test, hidden)
-    n = len(ranks)
+    scores = _scores(model, data)
+    seen = _seen_by_query(data)
+    pairs = list(zip(data.test.query.tolist(), data.test.product.tolist(), strict=True))
+    if exclude_seen:
+        pairs = [(q, p) for q, p in pairs if p not in seen[q]]
+    hidden = seen if exclude_seen else None
+    ranks = _brute_force_ranks(scores, pairs, hidden)
+    _check(metrics, "", ranks, spec.evaluation.ks)
     for k in spec.evaluation.ks:
-        assert metrics[f"recall_at_{k}"] == pytest.approx(sum(r < k for r in ranks) / n)
-        assert metrics[f"ndcg_at_{k}"] == pytest.approx(sum(1 / math.log2(r + 2) for r in ranks if r < k) / n)
         top_items = set()
         for q in sorted(set(data.test.query.tolist())):
             allowed = [j for j in range(len(scores[q])) if hidden is None or j not in hidden[q]]
             top_items.update(sorted(allowed, key=lambda j: -scores[q][j])[:k])
         assert metrics[f"coverage_at_{k}"] == pytest.approx(len(top_items) / len(data.product_ids))
-    assert metrics["mrr"] == pytest.approx(sum(1 / (r + 1) for r in ranks) / n)
+    assert metrics["mrr"] == pytest.approx(sum(1 / (r + 1) for r in ranks) / len(ranks))
 
 
-def test_excluding_seen_products_can_only_raise_recall(untrained):
-    """Hiding other seen products never pushes a true product down, so recall@K does not fall."""
-    spec, model, data = untrained
-    plain = evaluate_split(model, data, data.test, spec.evaluation, baseline=False)
-    spec.evaluation.exclude_seen = True
-    excluded = evaluate_split(model, data, data.test, spec.evaluation, baseline=False)
-    for k in spec.evaluation.ks:
-        assert excluded[f"recall_at_{k}"] >= plain[f"recall_at_{k}"]
-    assert excluded["mrr"] > plain["mrr"]
+def test_breakdown_splits_repeat_explore_cold_and_warm_interactions(tmp_path, write_table):
+    """repeat_ ranks re-orders in full lists, explore_ ranks the other pairs without the buyer's past products,
+    cold_ and warm_ split by whether the buyer bought anything in training; the headline is left as it is."""
+    rng = np.random.default_rng(1)
+    rows = [(f"b{b}", f"p{rng.integers(0, 12)}", int(t)) for b in range(16) for t in rng.integers(0, 100, 12)]
+    rows += [(f"new{b}", f"p{rng.integers(0, 12)}", 150) for b in range(4)]
+    path = write_table(pd.DataFrame(rows, columns=["buyer", "product", "ts"]), "lines.csv")
+    spec = parse_spec(
+        {
+            "data": {
+                "transactions": {"path": str(path)},
+                **{"buyer_id": "buyer", "product_id": "product", "timestamp": "ts"},
+                "split": {"kind": "time", "cutoff": "70"},
+            },
+            "features": {
+                "buyer": [{"column": "buyer", "transform": "id", "embedding_dim": 4}],
+                "product": [{"column": "product", "transform": "id", "embedding_dim": 4}],
+            },
+            "model": {"type": "retrieval", "top_k": 5},
+            "evaluation": {"ks": [1, 3, 5]},
+        }
+    )
+    _, trained, data = prepare(spec)
+    metrics = evaluate_split(trained.model, data, data.test, spec.evaluation, baseline=False, breakdown=True)
+    scores, seen = _scores(trained.model, data), _seen_by_query(data)
+    pairs = list(zip(data.test.query.tolist(), data.test.product.tolist(), strict=True))
+    warm = [bool(seen[q]) for q, _ in pairs]
+    repeat = [(q, p) for q, p in pairs if p in seen[q]]
+    new = [(q, p) for q, p in pairs if p not in seen[q]]
+    assert repeat and new and not all(warm) and any(warm)
+    ks = spec.evaluation.ks
+    _check(metrics, "", _brute_force_ranks(scores, pairs, None), ks)
+    _check(metrics, "repeat_", _brute_force_ranks(scores, repeat, None), ks)
+    _check(metrics, "explore_", _brute_force_ranks(scores, new, seen), ks)
+    _check(
+        metrics, "cold_", _brute_force_ranks(scores, [x for x, w in zip(pairs, warm, strict=True) if not w], None), ks
+    )
+    _check(metrics, "warm_", _brute_force_ranks(scores, [x for x, w in zip(pairs, warm, strict=True) if w], None), ks)
 
 
-@pytest.mark.parametrize("exclude_seen", [False, True])
-def test_popularity_baseline_ranks_products_by_training_count(untrained, exclude_seen):
-    """The baseline's rank of a product counts the products bought strictly more often in training."""
-    _, _, data = untrained
-    counts = [0] * len(data.product_ids)
-    for p in data.train.product.tolist():
-        counts[p] += 1
-    hidden = _seen_by_query(data) if exclude_seen else None
-    exclude = data.seen() if exclude_seen else None
-
-    ranks = popularity_ranks(data, data.test, exclude)
-
-    expected = _brute_force_ranks([counts] * len(data.query_buyer), data.test, hidden)
-    assert ranks.tolist() == expected
-
-
-def test_popularity_baseline_metrics_are_reported_with_a_prefix(untrained):
-    """With the baseline on, popularity_ metrics sit beside the model's."""
+def test_every_baseline_is_reported_beside_the_model(untrained):
+    """With the baseline on, each baseline's recall and NDCG (all, repeat, explore) sit beside the model's."""
     spec, model, data = untrained
     metrics = evaluate_split(model, data, data.test, spec.evaluation, baseline=True)
-    assert {"popularity_recall_at_10", "popularity_mrr", "recall_at_10"} <= set(metrics)
+    for name in ("popularity", "buy_again", "ease", "buy_again_ease"):
+        assert {f"{name}_recall_at_10", f"{name}_ndcg_at_10", f"{name}_explore_recall_at_10"} <= set(metrics)
+    assert "recall_at_10" in metrics
 
 
 def test_rating_metrics_use_the_models_predictions_for_each_row(untrained):
@@ -106,6 +138,19 @@ def test_rating_metrics_use_the_models_predictions_for_each_row(untrained):
     errors = predictions - data.test.labels.numpy()
     assert metrics["test_rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / len(errors)), rel=1e-6)
     assert metrics["test_mae"] == pytest.approx(sum(abs(e) for e in errors) / len(errors), rel=1e-6)
+
+
+def test_the_mean_baseline_predicts_the_training_mean_for_every_test_row(untrained):
+    """test_rmse_mean_baseline is the RMSE of the training labels' mean against each test label."""
+    spec, model, data = untrained
+    metrics = evaluate_split(model, data, data.test, spec.evaluation, rating_prefix="test_", baseline=True)
+    train = data.train.labels.tolist()
+    mean = sum(train) / len(train)
+    test = data.test.labels.tolist()
+    expected = math.sqrt(sum((y - mean) ** 2 for y in test) / len(test))
+    assert metrics["test_rmse_mean_baseline"] == pytest.approx(expected, rel=1e-6)
+    quiet = evaluate_split(model, data, data.test, spec.evaluation, rating_prefix="test_", baseline=False)
+    assert "test_rmse_mean_baseline" not in quiet
 
 
 def test_an_empty_split_has_no_metrics(untrained):

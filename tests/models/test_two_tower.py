@@ -47,7 +47,8 @@ def _naive_mse(model: TwoTowerModel, queries: torch.Tensor, candidates: torch.Te
 
 
 def test_multitask_loss_is_the_weighted_sum_of_both_task_losses():
-    """A multitask model's total is retrieval_weight × in-batch softmax + ranking_weight × MSE."""
+    """A multitask model's total is retrieval_weight × in-batch softmax + ranking_weight × MSE; the logged losses
+    are per example (the summed retrieval loss divided by the batch's rows)."""
     model = _model(type="multitask", retrieval_weight=0.7, ranking_weight=1.9)
     batch = _batch()
 
@@ -57,10 +58,11 @@ def test_multitask_loss_is_the_weighted_sum_of_both_task_losses():
     candidates = model.candidate_tower(batch.candidate_inputs)
     retrieval = _naive_retrieval_sum(queries, candidates, batch)
     ranking = _naive_mse(model, queries, candidates, batch)
-    assert parts["retrieval_loss"].item() == pytest.approx(retrieval.item(), rel=1e-5)
+    rows = len(batch.query_index)
+    assert parts["retrieval_loss"].item() == pytest.approx(retrieval.item() / rows, rel=1e-5)
     assert parts["ranking_loss"].item() == pytest.approx(ranking.item(), rel=1e-5)
     assert total.item() == pytest.approx(0.7 * retrieval.item() + 1.9 * ranking.item(), rel=1e-5)
-    assert parts["loss"].item() == pytest.approx(total.item())
+    assert parts["loss"].item() == pytest.approx(0.7 * retrieval.item() / rows + 1.9 * ranking.item(), rel=1e-5)
 
 
 def test_retrieval_model_has_no_rating_head_and_trains_only_retrieval():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from tandem.data.prepare import BUYER, PRODUCT
 from tandem.run import prepare
-from tandem.spec import load_spec
+from tandem.spec import load_spec, parse_spec
 
 # A buyer feature that changes over time gives each buyer several distinct query rows.
 TIME_BUCKET = "features.buyer=[{column: buyer, transform: id, embedding_dim: 8}, {column: ts, transform: bucketize, num_buckets: 3, embedding_dim: 8}]"
@@ -77,3 +78,35 @@ def test_seen_lists_every_training_product_of_each_query_rows_buyer(encoded):
         got = [data.product_ids[p] for p in indices[indptr[q] : indptr[q + 1]]]
         assert len(got) == len(set(got))
         assert set(got) == bought.get(buyer, set())
+
+
+def test_catalog_takes_each_products_attributes_as_of_the_cutoff(tmp_path, write_table):
+    """A product's features come from its latest training row, never a later test row; a product bought only
+    after the cutoff gets its earliest row."""
+    lines = pd.DataFrame(
+        {
+            "buyer": ["a", "b", "a", "b", "a", "b"],
+            "product": ["p", "p", "p", "q", "q", "r"],
+            "shelf": ["old", "mid", "new", "q1", "q2", "r1"],
+            "ts": [1, 2, 10, 3, 11, 12],
+        }
+    )
+    raw = {
+        "data": {
+            "transactions": {"path": str(write_table(lines, "lines.csv"))},
+            **{"buyer_id": "buyer", "product_id": "product", "timestamp": "ts"},
+            "split": {"kind": "time", "cutoff": "5"},
+        },
+        "features": {
+            "buyer": [{"column": "buyer", "transform": "id", "embedding_dim": 8}],
+            "product": [
+                {"column": "product", "transform": "id", "embedding_dim": 4},
+                {"column": "shelf", "transform": "categorical", "embedding_dim": 4},
+            ],
+        },
+        "model": {"type": "retrieval", "top_k": 2},
+        "evaluation": {"ks": [1, 2]},
+    }
+    _, _, data = prepare(parse_spec(raw))
+    shelves = dict(zip(data.catalog_frame["__product"], data.catalog_frame["shelf"], strict=True))
+    assert shelves == {"p": "mid", "q": "q1", "r": "r1"}

@@ -168,3 +168,77 @@ def test_a_dataset_in_use_cannot_change_columns_or_be_deleted(acme: Tenant, setu
     response = acme.client.delete(f"/api/datasets/{dataset}")
     assert response.status_code == 409 and response.json()["code"] == "in_use"
     assert _media_files()
+
+
+# A Ta-Feng-like file: a byte-order mark, quoted fields, M/D/YYYY dates whose first lines also fit D/M/YYYY,
+# ids with leading zeros, and 'Unknown' standing for a missing area.
+WAREHOUSE = (
+    '\ufeff"DAY","CUSTOMER","AREA","PRODUCT","QTY","PRICE"\n'
+    + "".join(f'"11/{d}/2000","0{d:04d}","115","P{d % 3}","2","{d * 10}"\n' for d in range(1, 13))
+    + '"11/13/2000","00013","Unknown","P1","1","7"\n'
+).encode()
+
+
+def test_reading_options_and_derived_columns_shape_the_profile(acme: Tenant) -> None:
+    """Declared types, missing-value markers and derived columns are applied when profiling and kept for experiments."""
+    response = _upload(
+        acme,
+        {"transactions": ("t.csv", WAREHOUSE)},
+        buyer_id_column="CUSTOMER",
+        product_id_column="PRODUCT",
+        timestamp_column="DAY",
+        column_types='{"CUSTOMER": "VARCHAR", "PRICE": "DOUBLE"}',
+        null_values='["Unknown"]',
+        timestamp_format="%m/%d/%Y",
+        derived='[{"name": "unit_price", "expr": "PRICE / QTY"}]',
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    columns = {c["name"]: c for c in body["profile"]["transactions"]["columns"]}
+    assert columns["DAY"]["type"] == "DATE" and columns["DAY"]["max"] == "2000-11-13"
+    assert columns["CUSTOMER"]["type"] == "VARCHAR" and columns["CUSTOMER"]["min"] is None
+    assert columns["CUSTOMER"]["distinct"] == 13 and columns["CUSTOMER"]["top"][0]["value"] == "00001"
+    assert columns["AREA"]["nulls"] == 1
+    unit = columns["unit_price"]
+    prices = [d * 10 / 2 for d in range(1, 13)] + [7.0]
+    assert unit["derived"] and not columns["PRICE"]["derived"]
+    assert unit["mean"] == pytest.approx(sum(prices) / len(prices)) and unit["max"] == 60.0
+    assert body["read_options"] == {
+        "timestamp_format": "%m/%d/%Y",
+        "types": {"CUSTOMER": "VARCHAR", "PRICE": "DOUBLE"},
+        "null_values": ["Unknown"],
+    }
+    data = Dataset.objects.get(pk=body["id"]).data_section()
+    assert data["transactions"]["types"] == {"CUSTOMER": "VARCHAR", "PRICE": "DOUBLE"}
+    assert data["derived"] == [{"name": "unit_price", "expr": "PRICE / QTY"}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "fragment"),
+    [
+        ({"derived": '[{"name": "x", "expr": "QTY); DROP TABLE t; --"}]'}, "derived", "not a formula"),
+        ({"derived": '[{"name": "x", "expr": "read_csv(\'/etc/passwd\')"}]'}, "derived", "unknown function"),
+        ({"derived": '[{"name": "x", "expr": "QTY * COST"}]'}, "derived", "unknown column 'COST'"),
+        ({"column_types": '{"CUSTOMER": "VARCHAR); DROP TABLE t"}'}, "column_types", "CUSTOMER"),
+        ({"column_types": '{"NOPE": "VARCHAR"}'}, "column_types", "no file has the column NOPE"),
+        ({"timestamp_format": "MM/DD/YYYY"}, "timestamp_format", "no date or time directive"),
+        ({"encoding": "ebcdic"}, "encoding", "ebcdic"),
+        ({"null_values": '"Unknown"'}, "null_values", "list"),
+    ],
+)
+def test_bad_reading_options_and_derived_columns_are_refused_by_field(
+    acme: Tenant, fields: dict[str, str], field: str, fragment: str
+) -> None:
+    """Hostile formulas, unknown types or columns and malformed options are 422s on their field; nothing is kept."""
+    response = _upload(
+        acme,
+        {"transactions": ("t.csv", WAREHOUSE)},
+        buyer_id_column="CUSTOMER",
+        product_id_column="PRODUCT",
+        **fields,
+    )
+    assert response.status_code == 422, response.content
+    errors = response.json()["errors"]
+    assert field in errors, errors
+    assert fragment in " ".join(errors[field])
+    assert Dataset.objects.count() == 0 and _media_files() == []

@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from tandem.data.derived import add_derived
 from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.errors import DataError, Problem, SpecError
@@ -21,6 +22,8 @@ from tandem.experiment_rules import DataFacts, check_experiment
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
+# Aggregated rows carry how many distinct orders (timestamps; lines without one) each pair's lines came from.
+ORDERS = "__orders"
 
 
 @dataclass
@@ -46,20 +49,39 @@ class Interactions:
         return self.frame[TARGET].to_numpy(dtype=np.float64) if TARGET in self.frame else None
 
 
-def _timestamp_sql(column: str, duckdb_type: str) -> str:
+# Date and time layouts tried, over every value, when a timestamp column is text and no format is declared.
+TIMESTAMP_FORMATS = (
+    "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d",
+    "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S",
+)  # fmt: skip
+
+
+def _timestamp_sql(column: str, duckdb_type: str, fmt: str | None = None) -> str:
+    """Unix seconds of a timestamp column: numbers as they are, dates and times by epoch, text by `fmt`
+    (strptime) or, without one, as ISO 8601."""
     col = quote(column)
     if is_numeric(duckdb_type):
         return f"CAST({col} AS BIGINT)"
     if duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
         return f"CAST(epoch({col}) AS BIGINT)"
+    if fmt is not None:
+        return f"CAST(epoch(try_strptime(CAST({col} AS VARCHAR), {literal(fmt)})) AS BIGINT)"
     return f"CAST(epoch(TRY_CAST({col} AS TIMESTAMPTZ)) AS BIGINT)"
 
 
 def _filter_sql(op: str, column: str, value: Any) -> str:
-    col = quote(column)
+    col, text = quote(column), f"CAST({quote(column)} AS VARCHAR)"
     if op in ("in", "not_in"):
         items = ", ".join(_value_sql(v) for v in value) or "NULL"
         return f"{col} {'NOT ' if op == 'not_in' else ''}IN ({items})"
+    if op in ("is_null", "not_null"):
+        return f"{col} IS {'NOT ' if op == 'not_null' else ''}NULL"
+    if op == "starts_with":
+        return f"starts_with({text}, {literal(value)})"
+    if op == "not_starts_with":  # a missing value starts with nothing, so it is kept
+        return f"NOT coalesce(starts_with({text}, {literal(value)}), FALSE)"
+    if op == "matches":
+        return f"regexp_matches({text}, {literal(value)})"
     return f"{col} {'=' if op == '==' else op} {_value_sql(value)}"
 
 
@@ -94,7 +116,9 @@ class _Loader:
 
     def load(self) -> Interactions:
         d = self.spec.data
-        tx = dict(read_source(self.con, d.transactions, "tx"))
+        tx = dict(read_source(self.con, d.transactions, "tx_file"))
+        tx, problems = add_derived(self.con, tx, d.derived, "tx_file", "tx")
+        self.problems += problems
         joined = dict(tx)
         joins = []
         for role, table, id_col in (("buyers", d.buyers, d.buyer_id), ("products", d.products, d.product_id)):
@@ -124,6 +148,8 @@ class _Loader:
         for i, f in enumerate(d.filters):
             if f.column not in joined:
                 self.problems.append(Problem(f"data.filters.{i}.column", self._unknown(f.column, "the data", joined)))
+            elif f.op == "matches":
+                self._check_pattern(f"data.filters.{i}.value", f.value)
         available = dict(joined)
         if d.aggregate is not None:
             for i, a in enumerate(d.aggregate):
@@ -150,6 +176,43 @@ class _Loader:
             raise SpecError(self.problems)
         return self._query(tx, joined, joins)
 
+    def _check_pattern(self, path: str, pattern: str) -> None:
+        try:
+            self.con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchone()
+        except duckdb.Error as e:
+            reason = str(e).strip().splitlines()[0]
+            self.problems.append(Problem(path, f"'{pattern}' is not a regular expression DuckDB (RE2) reads: {reason}"))
+
+    def _timestamp_format(self, column: str, duckdb_type: str) -> str | None:
+        """The declared format, or for a text column the one layout that reads every value (None: ISO 8601).
+
+        Guessing from every value, not the first lines, tells 11/13/2000 (M/D/Y) from 13/11/2000 (D/M/Y); when
+        two layouts read every value (all days ≤ 12) the user must choose, since either could be right.
+        """
+        declared = self.spec.data.transactions.timestamp_format
+        if declared or is_numeric(duckdb_type) or duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
+            return declared
+        col = quote(column)
+        counts = self.con.execute(
+            f"SELECT count({col}), count(TRY_CAST({col} AS TIMESTAMPTZ)), "
+            + ", ".join(f"count(try_strptime(CAST({col} AS VARCHAR), {literal(f)}))" for f in TIMESTAMP_FORMATS)
+            + " FROM tx"
+        ).fetchone()
+        total, iso, by_format = counts[0], counts[1], dict(zip(TIMESTAMP_FORMATS, counts[2:], strict=True))
+        complete = [f for f, n in by_format.items() if n == total]
+        if iso == total or total == 0:
+            return None
+        if len(complete) > 1:
+            self.problems.append(
+                Problem(
+                    "data.transactions.timestamp_format",
+                    f"every value of '{column}' fits {' and '.join(complete)}; declare which one is meant",
+                )
+            )
+            return None
+        best = max(by_format, key=lambda f: by_format[f])
+        return best if by_format[best] > iso else None
+
     @staticmethod
     def _unknown(col: str, where: str, columns: dict[str, str]) -> str:
         names = ", ".join(list(columns)[:30])
@@ -173,7 +236,10 @@ class _Loader:
             late_cols = (attribute_cols & set(source_cols)) - early
         select = [f"{quote(d.buyer_id)} AS {BUYER}", f"{quote(d.product_id)} AS {PRODUCT}"]
         if d.timestamp:
-            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp])} AS {TS}")
+            fmt = self._timestamp_format(d.timestamp, tx[d.timestamp])
+            if self.problems:
+                raise SpecError(self.problems)
+            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
         # File order breaks ties when rows are not aggregated; aggregated rows are ordered by their keys.
@@ -193,14 +259,19 @@ class _Loader:
             report["dropped_bad_timestamp"] = con.execute(
                 f"SELECT count(*) FROM joined WHERE {' AND '.join(where)} AND {TS} IS NULL"
             ).fetchone()[0]
+            if report["dropped_bad_timestamp"] and report["dropped_bad_timestamp"] == report["rows_read"]:
+                path = "data.transactions.timestamp_format" if fmt else "data.timestamp"
+                how = f"with the format '{fmt}'" if fmt else "as a date or time"
+                raise SpecError([Problem(path, f"no value of '{d.timestamp}' can be read {how}")])
             where.append(f"{TS} IS NOT NULL")
         clean = " AND ".join(where)
         if d.filters:
             kept = " AND ".join(f"({_filter_sql(f.op, f.column, f.value)})" for f in d.filters)
+            kept = f"coalesce({kept}, FALSE)"  # a comparison with a missing value keeps nothing, and says so
             report["dropped_by_filters"] = con.execute(
-                f"SELECT count(*) FROM joined WHERE {clean} AND NOT ({kept})"
+                f"SELECT count(*) FROM joined WHERE {clean} AND NOT {kept}"
             ).fetchone()[0]
-            clean = f"{clean} AND ({kept})"
+            clean = f"{clean} AND {kept}"
         rows = f"SELECT * FROM joined WHERE {clean}"
         period = None
         if d.aggregate is not None:
@@ -231,6 +302,7 @@ class _Loader:
                 value = f"ln(1 + greatest({value}, 0))"
             rows = f"SELECT *, {value} AS {TARGET} FROM rows WHERE NOT ({bad})"
         cols = [BUYER, PRODUCT] + ([TS] if d.timestamp else []) + ([PERIOD] if period else [])
+        cols += [ORDERS] if d.aggregate is not None else []
         cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
         frame = con.execute(f"SELECT {', '.join(quote(c) for c in cols)} FROM ({rows}) ORDER BY {order}").df()
         report["rows_clean"] = len(frame)
@@ -243,7 +315,9 @@ class _Loader:
         """One row per buyer–product pair (and per side of the time cutoff when `period` is given)."""
         d = self.spec.data
         keys = [BUYER, PRODUCT] + ([f"{period} AS {PERIOD}"] if period else [])
-        parts = keys + ([f"max({TS}) AS {TS}"] if has_ts else [])
+        parts = keys + (
+            [f"max({TS}) AS {TS}", f"count(DISTINCT {TS}) AS {ORDERS}"] if has_ts else [f"count(*) AS {ORDERS}"]
+        )
         names = set()
         for a in d.aggregate or []:
             names.add(a.name)

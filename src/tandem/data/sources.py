@@ -9,6 +9,7 @@ import duckdb
 
 from tandem.errors import DataError
 from tandem.spec import TableSource
+from tandem.sql import literal, quote
 
 NUMERIC_TYPES = (
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
@@ -16,14 +17,8 @@ NUMERIC_TYPES = (
 )  # fmt: skip
 
 
-def quote(identifier: str) -> str:
-    """Quote a column or view name for SQL (user-supplied names never reach SQL unquoted)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    """Quote a string literal for SQL."""
-    return "'" + value.replace("'", "''") + "'"
+# Rows DuckDB reads to guess a CSV's column types: the whole of most files, a bounded pass over huge ones.
+SNIFF_ROWS = 1_000_000
 
 
 def resolve_path(path: str) -> Path:
@@ -44,32 +39,102 @@ def table_format(source: TableSource, path: Path) -> str:
     return "parquet" if ".parquet" in suffixes or ".pq" in suffixes else "csv"
 
 
+def _csv_options(source: TableSource) -> list[str]:
+    options = [f"header = {str(source.header).lower()}", f"encoding = {literal(source.encoding)}"]
+    if source.delimiter is not None:
+        options.append(f"delim = {literal(source.delimiter)}")
+    if source.columns:
+        options.append("names = [" + ", ".join(literal(c) for c in source.columns) + "]")
+    if source.delimiter is not None and not source.header:
+        options.append("quote = ''")  # headerless delimited files (e.g. MovieLens) use no quoting
+    if source.null_values:
+        options.append("nullstr = [" + ", ".join(literal(v) for v in ["", *source.null_values]) + "]")
+    if source.timestamp_format:
+        options += [f"dateformat = {literal(source.timestamp_format)}"]
+        options += [f"timestampformat = {literal(source.timestamp_format)}"]
+    return options
+
+
+def _struct(mapping: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in mapping.items()) + "}"
+
+
+def _csv_sql(con: duckdb.DuckDBPyConnection, source: TableSource, path: Path) -> str:
+    """read_csv over the file with every column's type fixed: declared ones as declared, the others as DuckDB
+    guesses them from the first SNIFF_ROWS rows (the whole file for most), not from its first lines."""
+    options = _csv_options(source)
+    sniffed = con.execute(
+        f"SELECT Columns, DateFormat, TimestampFormat FROM sniff_csv({literal(str(path))}, "
+        f"{', '.join(options)}, sample_size = {SNIFF_ROWS})"
+    ).fetchone()
+    columns, date_format, timestamp_format = sniffed
+    found = {c["name"]: c["type"] for c in columns}
+    unknown = [c for c in source.types if c not in found]
+    if unknown:
+        raise DataError(
+            f"{source.path}: 'types' names columns the file does not have ({', '.join(unknown)}); "
+            f"it has: {', '.join(list(found)[:30])}"
+        )
+    types = {name: source.types.get(name, kind) for name, kind in found.items()}
+    if not source.timestamp_format:
+        dated = [c for c, kind in found.items() if kind in ("DATE", "TIMESTAMP") and c not in source.types]
+        for fmt in {date_format, timestamp_format} - {None, ""}:
+            _refuse_day_month_doubt(con, path, options, dated, fmt, source.path)
+        # Keep the formats found over the whole sample; read_csv would guess them again from the top lines.
+        options += [f"dateformat = {literal(date_format)}"] if date_format else []
+        options += [f"timestampformat = {literal(timestamp_format)}"] if timestamp_format else []
+    options.append(f"types = {_struct(types)}")
+    return f"SELECT * FROM read_csv({literal(str(path))}, {', '.join(options)})"
+
+
+def _refuse_day_month_doubt(
+    con: duckdb.DuckDBPyConnection, path: Path, options: list[str], columns: list[str], fmt: str, name: str
+) -> None:
+    """Raise DataError when DuckDB chose day/month (or month/day) but the swapped layout reads every value too.
+
+    DuckDB settles such a tie silently (day first); a user's 01/02/2000 may mean either, so they must say.
+    Year-first layouts (2000-01-02) are read as ISO 8601 and never doubted.
+    """
+    if fmt.startswith("%Y") or "%d" not in fmt or "%m" not in fmt or not columns:
+        return
+    swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+    parts = [f"count({quote(c)}) = count(try_strptime({quote(c)}, {literal(swapped)}))" for c in columns]
+    row = con.execute(
+        f"SELECT {', '.join(parts)} FROM read_csv({literal(str(path))}, {', '.join(options)}, all_varchar = true)"
+    ).fetchone()
+    doubtful = [c for c, both in zip(columns, row, strict=True) if both]
+    if doubtful:
+        raise DataError(
+            f"{name}: every date in {', '.join(doubtful)} fits both {fmt} and {swapped}; "
+            f"declare the file's timestamp_format"
+        )
+
+
+def _parquet_sql(source: TableSource, path: Path) -> str:
+    sql = f"SELECT * FROM read_parquet({literal(str(path))})"
+    if source.types:
+        casts = ", ".join(f"CAST({quote(c)} AS {kind}) AS {quote(c)}" for c, kind in source.types.items())
+        sql = f"SELECT * REPLACE ({casts}) FROM read_parquet({literal(str(path))})"
+    return sql
+
+
 def read_source(con: duckdb.DuckDBPyConnection, source: TableSource, view: str) -> list[tuple[str, str]]:
     """Create view `view` over the file and return its (column, type) pairs.
 
-    Raises DataError when the file is missing, unreadable, or has no columns.
+    Raises DataError when the file is missing, unreadable, has no columns, or `types` names a column it lacks.
     """
     path = resolve_path(source.path)
     if not path.is_file():
         raise DataError(f"{source.path}: no such file")
-    if table_format(source, path) == "parquet":
-        sql = f"SELECT * FROM read_parquet({literal(str(path))})"
-    else:
-        options = [f"header = {str(source.header).lower()}", f"encoding = {literal(source.encoding)}"]
-        if source.delimiter is not None:
-            options.append(f"delim = {literal(source.delimiter)}")
-        if source.columns:
-            options.append("names = [" + ", ".join(literal(c) for c in source.columns) + "]")
-        if source.delimiter is not None and not source.header:
-            options.append("quote = ''")  # headerless delimited files (e.g. MovieLens) use no quoting
-        sql = f"SELECT * FROM read_csv({literal(str(path))}, {', '.join(options)})"
+    fmt = table_format(source, path)
     try:
+        sql = _parquet_sql(source, path) if fmt == "parquet" else _csv_sql(con, source, path)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS {sql}")
         rel = con.sql(f"SELECT * FROM {quote(view)}")
         columns = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
     except duckdb.Error as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{source.path}: cannot be read as {table_format(source, path)}: {first_line}") from None
+        raise DataError(f"{source.path}: cannot be read as {fmt}: {first_line}") from None
     if not columns:
         raise DataError(f"{source.path}: the file has no columns")
     return columns

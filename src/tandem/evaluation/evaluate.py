@@ -1,17 +1,54 @@
-"""Evaluate a trained model on a split: full-catalog retrieval metrics beside a most-popular baseline,
-and rating errors."""
+"""Evaluate a trained model on a split: full-catalog retrieval metrics (all, repeat and explore interactions,
+cold and warm buyers) beside the four list baselines, and rating errors beside a mean-predictor baseline.
+
+Counting: `recall_at_K` is over every interaction of the split, nothing excluded. `repeat_` keeps the
+interactions whose buyer bought the product in training, ranked in full lists. `explore_` keeps the others
+and ranks them in lists without the buyer's past products. With `evaluation.exclude_seen` the headline keys
+(`recall_at_K`, the baselines' `{name}_recall_at_K`) are counted the explore way.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from tandem.evaluation.metrics import coverage, rating_metrics, retrieval_metrics
+from tandem.evaluation.baselines import Baselines
+from tandem.evaluation.metrics import (
+    BASELINES,
+    COLD,
+    EXPLORE,
+    REPEAT,
+    WARM,
+    coverage,
+    list_ranks,
+    rating_metrics,
+    retrieval_metrics,
+)
 from tandem.evaluation.topk import top_k, true_ranks
 from tandem.models.two_tower import TwoTowerModel
 from tandem.spec import EvaluationSpec
 from tandem.training.dataset import EncodedData, SplitRows
+
+
+@dataclass(frozen=True)
+class SplitPairs:
+    """A split's interactions as the evaluation sees them: [n] arrays aligned with the split's rows."""
+
+    query: np.ndarray  # query row
+    buyer: np.ndarray  # buyer code
+    product: np.ndarray  # product index
+    repeat: np.ndarray  # bool: the buyer bought the product in training
+    warm: np.ndarray  # bool: the buyer bought anything in training
+
+    @classmethod
+    def of(cls, data: EncodedData, rows: SplitRows) -> SplitPairs:
+        query = rows.query.numpy()
+        buyer, product = data.query_buyer[query], rows.product.numpy()
+        warm = np.diff(data.history.indptr)[buyer] > 0
+        return cls(query, buyer, product, data.history.bought(buyer, product), warm)
 
 
 @torch.no_grad()
@@ -35,14 +72,59 @@ def predict_pairs(
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def popularity_ranks(data: EncodedData, rows: SplitRows, exclude: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """Ranks under a most-popular baseline: every buyer gets products by training popularity."""
-    counts = torch.from_numpy(data.train_counts.astype(np.float64)).unsqueeze(1)
-    if exclude is None:  # every buyer sees the same ranking: one query row serves them all
-        query_of = np.zeros(len(rows), dtype=np.int64)
-        return true_ranks(torch.ones(1, 1, dtype=torch.float64), counts, query_of, rows.product.numpy())
-    ones = torch.ones(len(data.query_buyer), 1, dtype=torch.float64)
-    return true_ranks(ones, counts, rows.query.numpy(), rows.product.numpy(), exclude=exclude)
+def model_metrics(
+    queries: torch.Tensor,
+    candidates: torch.Tensor,
+    data: EncodedData,
+    pairs: SplitPairs,
+    evaluation: EvaluationSpec,
+    prefix: str = "",
+    *,
+    breakdown: bool = False,
+) -> dict[str, float]:
+    """The model's retrieval metrics from full-catalog ranks; breakdown adds repeat, explore, cold and warm."""
+    ks, explore_on = evaluation.ks, evaluation.exclude_seen or breakdown
+    ranks = true_ranks(queries, candidates, pairs.query, pairs.product)
+    seen = data.seen() if explore_on else None
+    new = ~pairs.repeat
+    explore = (
+        true_ranks(queries, candidates, pairs.query[new], pairs.product[new], exclude=seen) if explore_on else None
+    )
+    metrics = retrieval_metrics(explore if evaluation.exclude_seen else ranks, ks, prefix)
+    used = np.unique(pairs.query)
+    hidden = _sub_csr(seen, used) if evaluation.exclude_seen else None
+    _, top = top_k(queries[torch.from_numpy(used).to(queries.device)], candidates, max(ks), exclude=hidden)
+    metrics.update(coverage(top, candidates.shape[0], ks, prefix))
+    if breakdown:
+        metrics.update(retrieval_metrics(ranks[pairs.repeat], ks, prefix + REPEAT, mrr=False))
+        metrics.update(retrieval_metrics(explore, ks, prefix + EXPLORE, mrr=False))
+        if not pairs.warm.all():  # with every buyer warm the split adds nothing to the whole
+            metrics.update(retrieval_metrics(ranks[~pairs.warm], ks, prefix + COLD, mrr=False))
+            metrics.update(retrieval_metrics(ranks[pairs.warm], ks, prefix + WARM, mrr=False))
+    return metrics
+
+
+def baseline_metrics(data: EncodedData, pairs: SplitPairs, evaluation: EvaluationSpec, prefix: str = "") -> dict:
+    """Recall and NDCG of every baseline's lists: all (or explore-counted with exclude_seen), repeat, explore."""
+    ks, k = evaluation.ks, max(evaluation.ks)
+    baselines = Baselines(data.history, data.train_counts, evaluation.ease_lambda, evaluation.ease_products)
+    buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
+    new = ~pairs.repeat
+    metrics: dict[str, float] = {}
+    for name in BASELINES:
+        full = list_ranks(baselines.lists(name, buyers, k), list_of, pairs.product)
+        explore = list_ranks(baselines.lists(name, buyers, k, explore=True), list_of[new], pairs.product[new])
+        source = f"{prefix}{name}_"
+        metrics.update(retrieval_metrics(explore if evaluation.exclude_seen else full, ks, source, mrr=False))
+        metrics.update(retrieval_metrics(full[pairs.repeat], ks, source + REPEAT, mrr=False))
+        metrics.update(retrieval_metrics(explore, ks, source + EXPLORE, mrr=False))
+    return metrics
+
+
+def mean_baseline_rmse(train_labels: torch.Tensor, labels: torch.Tensor) -> float:
+    """The RMSE of predicting the training split's mean target for every row: what a ranking model must beat."""
+    mean = float(train_labels.double().mean())
+    return rating_metrics(np.full(len(labels), mean), labels.numpy())["rmse"]
 
 
 def evaluate_split(
@@ -54,31 +136,31 @@ def evaluate_split(
     retrieval_prefix: str = "",
     rating_prefix: str = "",
     baseline: bool = True,
+    breakdown: bool = False,
     device: str = "cpu",
 ) -> dict[str, float]:
-    """Metrics of `model` on `rows`, keys prefixed as asked (e.g. 'val_' or 'test_')."""
+    """Metrics of `model` on `rows`, keys prefixed as asked (e.g. 'val_' or 'test_').
+
+    baseline: also score the four baselines; breakdown: also the repeat, explore, cold and warm subsets.
+    """
     if len(rows) == 0:
         return {}
     model.eval()
     queries = embed(model.query_tower, data.query_table, device)
     candidates = embed(model.candidate_tower, data.catalog, device)
     metrics: dict[str, float] = {}
-    exclude = data.seen() if evaluation.exclude_seen and model.has_retrieval else None
     if model.has_retrieval:
-        ranks = true_ranks(queries, candidates, rows.query.numpy(), rows.product.numpy(), exclude=exclude)
-        metrics.update(retrieval_metrics(ranks, evaluation.ks, retrieval_prefix))
-        used = np.unique(rows.query.numpy())
-        sub_exclude = _sub_csr(exclude, used) if exclude is not None else None
-        _, top = top_k(
-            queries[torch.from_numpy(used).to(queries.device)], candidates, max(evaluation.ks), exclude=sub_exclude
+        pairs = SplitPairs.of(data, rows)
+        metrics.update(
+            model_metrics(queries, candidates, data, pairs, evaluation, retrieval_prefix, breakdown=breakdown)
         )
-        metrics.update(coverage(top, candidates.shape[0], evaluation.ks, retrieval_prefix))
         if baseline:
-            pop = popularity_ranks(data, rows, exclude)
-            metrics.update(retrieval_metrics(pop, evaluation.ks, retrieval_prefix + "popularity_"))
+            metrics.update(baseline_metrics(data, pairs, evaluation, retrieval_prefix))
     if model.has_ranking and rows.labels is not None:
         predictions = predict_pairs(model, queries, candidates, rows)
         metrics.update(rating_metrics(predictions, rows.labels.numpy(), rating_prefix))
+        if baseline and data.train.labels is not None and len(data.train):
+            metrics[f"{rating_prefix}rmse_mean_baseline"] = mean_baseline_rmse(data.train.labels, rows.labels)
     model.train()
     return metrics
 

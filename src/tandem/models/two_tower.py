@@ -93,10 +93,15 @@ class TwoTowerModel(nn.Module):
         return self.ranking_task.output(self.rate(query_embeddings, candidate_embeddings))
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The weighted total loss and each task's own loss (detached) for logging."""
+        """The weighted total loss, and for logging each task's loss and their weighted total per example (detached).
+
+        A summed retrieval loss grows with the batch; the logged one is divided by the batch's rows, so that the
+        progress bar, the history and the pages read the same per-example values whatever the batch size.
+        """
         queries = self.query_tower(batch.query_inputs)
         candidates = self.candidate_tower(batch.candidate_inputs)
         total = queries.new_zeros(())
+        logged = queries.new_zeros(())
         parts: dict[str, torch.Tensor] = {}
         if self.has_retrieval:
             loss = self.retrieval_task(
@@ -107,16 +112,19 @@ class TwoTowerModel(nn.Module):
                 batch.candidate_counts,
                 batch.candidate_log_q,
             )
-            parts["retrieval_loss"] = loss.detach()
+            rows = len(batch.query_index) if self.retrieval_task.reduction == "sum" else 1
+            parts["retrieval_loss"] = loss.detach() / rows
             if self.retrieval_weight:
                 total = total + self.retrieval_weight * loss
+                logged = logged + self.retrieval_weight * parts["retrieval_loss"]
         if self.has_ranking:
             raw = self.rate(queries[batch.query_index], candidates[batch.candidate_index])
             loss = self.ranking_task(raw, batch.labels)
             parts["ranking_loss"] = loss.detach()
             if self.ranking_weight:
                 total = total + self.ranking_weight * loss
-        parts["loss"] = total.detach()
+                logged = logged + self.ranking_weight * parts["ranking_loss"]
+        parts["loss"] = logged
         return total, parts
 
     def tower_groups(self) -> dict[str, nn.Module]:

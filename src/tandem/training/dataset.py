@@ -3,7 +3,9 @@
 Query rows are deduplicated (same buyer, same encoded buyer features → one row), so the query tower runs
 once per distinct row and the retrieval loss can work over distinct rows. The catalog holds one row per
 product: product features are product attributes, and when a column varies across a product's rows the
-latest value is used.
+value of its latest training row is used (of its earliest row when it has no training rows), so nothing
+after the cutoff leaks into training. Buyer features are each row's own values (what a client sends with
+a query), so training rows never see a later one either.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tandem.data.history import PurchaseHistory, purchase_history
 from tandem.data.prepare import BUYER, PRODUCT, TARGET, TS, Interactions
 from tandem.features.pipeline import TowerFeatures
 from tandem.spec import ExperimentSpec
@@ -42,6 +45,7 @@ class EncodedData:
     product_ids: np.ndarray  # [Nc] raw product id of each catalog row
     catalog_frame: pd.DataFrame  # raw product feature values per catalog row (for export)
     train_counts: np.ndarray  # [Nc] training interactions per product
+    history: PurchaseHistory  # each buyer's training purchases (order counts, latest order)
     train: SplitRows
     validation: SplitRows
     test: SplitRows
@@ -89,6 +93,19 @@ def _distinct_rows(codes: np.ndarray, encoded: dict[str, np.ndarray]) -> tuple[n
     return first, inverse.reshape(-1)
 
 
+def _row_as_of_cutoff(codes: np.ndarray, n: int, order: np.ndarray, in_train: np.ndarray) -> np.ndarray:
+    """[n] for each code, its latest training row, or its earliest row when it has none.
+
+    order: the rows in time order; in_train: [rows] whether each row is a training row.
+    """
+    row = np.zeros(n, dtype=np.int64)
+    backwards = order[::-1]
+    row[codes[backwards]] = backwards  # earlier rows overwrite later ones: the earliest row wins
+    trained = order[in_train[order]]
+    row[codes[trained]] = trained  # later training rows overwrite earlier ones: the latest wins
+    return row
+
+
 def _tensors(encoded: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v if rows is None else v[rows])) for k, v in encoded.items()}
 
@@ -110,11 +127,11 @@ def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> 
 
     product_codes, product_ids = pd.factorize(frame[PRODUCT])
     order = np.argsort(frame[TS].to_numpy(), kind="stable") if TS in frame else np.arange(len(frame))
-    last_row = np.zeros(len(product_ids), dtype=np.int64)
-    last_row[product_codes[order]] = order  # later rows overwrite earlier ones: the latest row wins
-    catalog_frame = frame.iloc[last_row][[PRODUCT, *sorted(set(product.columns.values()) - {PRODUCT})]].reset_index(
-        drop=True
-    )
+    in_train = np.zeros(len(frame), dtype=bool)
+    in_train[data.train] = True
+    product_row = _row_as_of_cutoff(product_codes, len(product_ids), order, in_train)
+    product_columns = [PRODUCT, *sorted(set(product.columns.values()) - {PRODUCT})]
+    catalog_frame = frame.iloc[product_row][product_columns].reset_index(drop=True)
     catalog = _tensors(product.transform(catalog_frame))
 
     labels = frame[TARGET].to_numpy(np.float32) if TARGET in frame else None
@@ -134,6 +151,7 @@ def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> 
         product_ids=np.asarray(product_ids),
         catalog_frame=catalog_frame,
         train_counts=np.bincount(product_codes[data.train], minlength=len(product_ids)),
+        history=purchase_history(frame, data.train, buyer_codes, product_codes, len(buyer_ids), len(product_ids)),
         train=rows(data.train),
         validation=rows(data.validation),
         test=rows(data.test),

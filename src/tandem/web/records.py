@@ -1,4 +1,4 @@
-"""Update an organisation's record through its form, and save records atomically: the services call these.
+"""Update and delete an organisation's record, and save records atomically: the services and views call these.
 
 Views and endpoints stay thin: they hand the input to one of these functions and map the result.
 """
@@ -58,3 +58,8 @@ def update(instance: M, form_class: type[OwnedModelForm], *, data: Mapping[str, 
         )
     form = form_class(data={**current, **dict(data)}, instance=instance, organisation=instance.organisation)  # type: ignore[attr-defined]
     return _save(form)
+
+
+def delete(instance: models.Model) -> None:
+    """Delete a record; a record that experiments use raises ProtectedError (reported as 409)."""
+    instance.delete()

@@ -342,6 +342,14 @@ class SpecSectionsForm(forms.ModelForm):
         return list(out.values())
 
 
+def record_initial(record: Any) -> dict[str, Any]:
+    """A record's name, description and every section value as a generated form's starting values."""
+    initial = {"name": record.name, "description": record.description}
+    for section in record.SECTIONS:
+        initial.update({field_key(section, name): value for name, value in getattr(record, section).items()})
+    return initial
+
+
 def sections_form(model: type, base: type[forms.ModelForm], fields: list[str], doc: str) -> type[forms.ModelForm]:
     """A form class for `model` with `fields` of its own plus every field of its spec sections."""
     declared = {spec.key: form_field(spec) for specs in _specs_of(model) for spec in specs}

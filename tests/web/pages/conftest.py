@@ -78,15 +78,28 @@ METRICS = {
 
 @pytest.fixture
 def finished(setup_experiment: Callable[..., dict], dataset: Any) -> Callable[..., Any]:
-    """Make an experiment of a tenant and mark it completed with results, as a worker would have left it.
+    """Make an experiment of a tenant (a validation split of 0.2 unless told) and mark it completed with results,
+    as a worker would have left it.
 
     The view tests need finished runs without training; the browser test runs a real worker instead.
     """
     from tandem.web.experiments.models import Experiment, Status
 
-    def make(tenant: Tenant, model_type: str = "multitask", *, status: str = Status.COMPLETED, **fields: Any) -> Any:
+    def make(
+        tenant: Tenant,
+        model_type: str = "multitask",
+        *,
+        status: str = Status.COMPLETED,
+        validation_fraction: float = 0.2,
+        **fields: Any,
+    ) -> Any:
         same_org = tenant.organisation.pk == dataset.organisation_id
-        body = setup_experiment(tenant, model={"type": model_type}, dataset_id=dataset.pk if same_org else None)
+        body = setup_experiment(
+            tenant,
+            model={"type": model_type},
+            dataset_id=dataset.pk if same_org else None,
+            validation_fraction=validation_fraction,
+        )
         retrieval, ranking = model_type != "ranking", model_type != "retrieval"
         towers = ("query_tower", "candidate_tower", *(("rating_head",) if ranking else ()))
         metrics = {**(METRICS["retrieval"] if retrieval else {}), **(METRICS["ranking"] if ranking else {})}
@@ -95,7 +108,10 @@ def finished(setup_experiment: Callable[..., dict], dataset: Any) -> Callable[..
             "current_epoch": 2,
             "history": history(2, retrieval=retrieval, ranking=ranking),
             "weight_stats": weight_stats(2, towers),
-            "other_metrics": {"popularity_recall_at_5": 0.05, "popularity_recall_at_100": 0.9} if retrieval else {},
+            "other_metrics": {
+                **({"popularity_recall_at_5": 0.05, "popularity_recall_at_100": 0.9} if retrieval else {}),
+                **({"test_rmse_mean_baseline": 1.45} if ranking else {}),
+            },
             "finished_at": timezone.now(),
             **(metrics if status == Status.COMPLETED else {}),
             **fields,

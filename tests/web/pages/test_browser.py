@@ -44,7 +44,8 @@ class Screens:
 
 
 def _sign_in(browser: Any, base: str, tenant: Tenant, shot: Screens | None = None) -> Any:
-    page = browser.new_context(viewport=VIEWPORT, base_url=base).new_page()
+    clipboard = ["clipboard-read", "clipboard-write"]  # the spec's copy button writes to it
+    page = browser.new_context(viewport=VIEWPORT, base_url=base, permissions=clipboard).new_page()
     page.set_default_timeout(15_000)
     page.goto("/dashboard/")
     page.wait_for_url("**/login/?next=/dashboard/")
@@ -101,11 +102,12 @@ def _feature_config(page: Any, shot: Screens, dataset: int) -> None:
     shot(page, "feature-config-error")
     rows["category"].locator("input[name^=dim_]").fill("4")
     assert rows["rating"].locator("select[name^=side_]").input_value() == ""
-    assert page.locator("#id_target_column option").all_inner_texts() == ["none (retrieval only)", "rating"]
-    page.select_option("#id_target_column", "rating")
+    assert page.locator("#id_features-target option").all_inner_texts() == ["none (retrieval only)", "rating"]
+    page.select_option("#id_features-target", "rating")
     shot(page, "feature-config-form")
     page.click("text=Save feature config")
-    page.wait_for_url("**/feature-configs/")
+    page.wait_for_url(re.compile(r".*/feature-configs/\d+/$"))  # the new config's own page
+    page.goto("/feature-configs/")
     assert "category · categorical · 4" in page.inner_text("#feature-configs")
     shot(page, "feature-configs")
 
@@ -122,51 +124,56 @@ def _layers(page: Any, name: str, sizes: list[int]) -> None:
 
 def _model_config(page: Any, shot: Screens, name: str, model_type: str) -> None:
     page.goto("/model-configs/new/")
-    page.check(f"input[name=model_type][value={model_type}]")
+    page.check(f"input[name=model-type][value={model_type}]")
     page.fill("#id_name", name)
-    _layers(page, "buyer_tower_layers", [16])
-    _layers(page, "product_tower_layers", [16])
-    for field, value in (("top_k", "10"), ("batch_size", "128"), ("epochs", "2")):
+    _layers(page, "model-buyer_tower_layers", [16])
+    _layers(page, "model-product_tower_layers", [16])
+    for field, value in (("training-batch_size", "128"), ("training-epochs", "2")):
         page.fill(f"#id_{field}", value)
     if model_type == "multitask":
         # Move the sliders with the keyboard, as a person would: one step is 0.1.
-        page.focus("#id_retrieval_weight")
+        page.focus("#id_model-retrieval_weight")
         for _ in range(5):
             page.keyboard.press("ArrowRight")
-        page.focus("#id_ranking_weight")
+        page.focus("#id_model-ranking_weight")
         for _ in range(3):
             page.keyboard.press("ArrowLeft")
-        assert page.inner_text("output[for=id_retrieval_weight]") == "1.5"
-        assert page.inner_text("output[for=id_ranking_weight]") == "0.7"
-        _layers(page, "rating_head_layers", [8, 4])  # a head must end in 1: refused beside the field
+        assert page.inner_text("output[for=id_model-retrieval_weight]") == "1.5"
+        assert page.inner_text("output[for=id_model-ranking_weight]") == "0.7"
+        _layers(page, "model-rating_head_layers", [8, 4])  # a head must end in 1: refused beside the field
         shot(page, "model-config-form")
         page.click("text=Save model config")
-        error = page.locator(".field-error[data-field=rating_head_layers]")
+        error = page.locator(".field-error[data-field=model-rating_head_layers]")
         assert "1" in error.inner_text()
         shot(page, "model-config-error")
-        _layers(page, "rating_head_layers", [8, 1])
+        _layers(page, "model-rating_head_layers", [8, 1])
     else:
-        assert page.locator("#id_retrieval_weight").is_hidden() and page.locator("#id_rating_head_layers").is_hidden()
+        assert page.locator("#id_model-retrieval_weight").is_hidden()
+        assert page.locator("#id_model-rating_head_layers").is_hidden()
         shot(page, "model-config-retrieval")
     page.click("text=Save model config")
-    page.wait_for_url("**/model-configs/")
+    page.wait_for_url(re.compile(r".*/model-configs/\d+/$"))
 
 
 def _start(page: Any, shot: Screens, model_config: str, name: str, *, show_problems: bool = False) -> int:
     page.goto("/experiments/new/")
-    page.select_option("#id_dataset", index=1)
-    page.select_option("#id_feature_config", index=1)
+    # The only dataset and the only feature config are chosen already; of two model configs, none is.
+    assert page.input_value("#id_dataset") and page.input_value("#id_feature_config")
+    assert page.input_value("#id_model_config") == ""
     page.select_option("#id_model_config", label=model_config)
     page.fill("#id_name", name)
     page.fill("#id_validation_fraction", "0.2")
+    assert page.locator("#id_split_cutoff").is_hidden()  # a random split has no cutoff
     if show_problems:  # a split that cannot work is explained before anything starts
         page.select_option("#id_split_kind", "time")
         page.fill("#id_split_cutoff", "next week")
+        assert page.locator("#id_test_fraction").is_hidden()  # the cutoff decides the test rows
         page.click("button[value=validate]")
         assert "is not a date or timestamp" in page.inner_text("#problems")
+        assert page.locator("#id_test_fraction").is_hidden()
         shot(page, "experiment-problems")
-        page.select_option("#id_split_kind", "random")
-        page.fill("#id_split_cutoff", "")
+        page.select_option("#id_split_kind", "random")  # the cutoff is hidden, and no longer sent
+        assert page.locator("#id_split_cutoff").is_hidden() and page.locator("#id_test_fraction").is_visible()
     page.click("button[value=validate]")
     page.wait_for_selector("#checks-passed")
     shot(page, f"experiment-validated-{name}")
@@ -195,7 +202,79 @@ def _charts_drawn(page: Any, within: str) -> int:
     count = page.evaluate(drawn, within)
     total = page.locator(f"{within} canvas[data-chart]").count()
     assert total and count == total, f"{count} of {total} charts drawn under {within}"
+    # No axis repeats a tick label (34%, 34%, 33%… when too few decimals are shown).
+    labels = page.evaluate(
+        """(within) => Array.from(document.querySelectorAll(within + ' canvas[data-chart]')).flatMap((c) =>
+               Object.values(Chart.getChart(c).scales).map((s) => [c.dataset.chart, s.id, s.ticks.map((t) => t.label)]))""",
+        within,
+    )
+    for chart, axis, ticks in labels:
+        assert len(set(map(str, ticks))) == len(ticks), (chart, axis, ticks)
     return count
+
+
+def _configs_in_use(page: Any, shot: Screens, dataset: int) -> None:
+    """Read each config's page; edits of a used config are refused, so a copy is edited and then deleted."""
+    page.goto("/feature-configs/")
+    page.click("#feature-configs >> text=ids and category")
+    assert "embedding 8" in page.inner_text("#features") and "predicts rating" in page.inner_text("#target")
+    assert page.locator("#record-actions .btn.disabled", has_text="Edit").is_visible()
+    shot(page, "feature-config-detail")
+    page.goto(page.url + "edit/")
+    assert "used by 2 experiments" in page.inner_text("#refused")
+    shot(page, "feature-config-edit-refused")
+    page.click("#copy-and-edit")
+    assert page.input_value("#id_name") == "ids and category (copy)"
+    assert page.locator("tr[data-column=category] select[name^=side_]").input_value() == "product"
+    shot(page, "feature-config-copy")
+
+    page.goto("/model-configs/")
+    page.click("#model-configs >> text=multitask small")
+    meaning = page.inner_text("#meaning")
+    assert "Buyer tower 16" in meaning and "total = 1.5 × retrieval loss + 0.7 × ranking loss" in meaning
+    page.click("text=The model section")
+    assert page.locator("tr[data-fact='index.hnsw_m']").is_visible()
+    shot(page, "model-config-detail")
+    page.click("#record-actions button:has-text('Delete')")
+    assert "cannot be deleted" in page.inner_text(".messages")
+    page.click("#copy")
+    assert page.input_value("#id_name") == "multitask small (copy)"
+    page.fill("#id_name", "multitask wider")
+    _layers(page, "model-buyer_tower_layers", [32, 16])
+    page.click("text=Save model config")
+    page.wait_for_selector("#meaning")
+    assert "Buyer tower 32 → 16" in page.inner_text("#meaning")
+    page.click("#edit")  # an unused copy can be edited
+    page.fill("#id_training-epochs", "4")
+    shot(page, "model-config-edit")
+    page.click("text=Save model config")
+    assert "4 epochs" in page.inner_text("#meaning")
+    shot(page, "model-config-copy-detail")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#record-actions button:has-text('Delete')")
+    page.wait_for_url("**/model-configs/")
+    assert "multitask wider" not in page.inner_text("#model-configs")
+
+    page.goto(f"/datasets/{dataset}/")
+    assert page.locator("#columns-fixed").is_visible() and page.locator("#columns-form").count() == 0
+    page.fill("#name-form #id_name", "orders renamed")
+    page.click("#name-form button[type=submit]")
+    page.wait_for_selector("text=Name saved.")
+    assert page.inner_text("h1") == "orders renamed"
+    page.wait_for_selector("tr[data-column=rating] svg.spark rect")
+    shot(page, "dataset-in-use")
+    page.fill("#name-form #id_name", "orders")
+    page.click("#name-form button[type=submit]")
+    page.wait_for_selector("text=Name saved.")
+
+
+def _api_docs(page: Any, shot: Screens) -> None:
+    """The API's documentation is one click away, and one click leads back."""
+    page.click("nav >> text=API docs")
+    page.wait_for_selector(".swagger-ui .opblock")
+    shot(page, "api-docs")
+    page.click("#back-to-pages")
+    page.wait_for_url("**/dashboard/")
 
 
 def test_a_person_trains_reads_and_compares_experiments(
@@ -236,10 +315,18 @@ def test_a_person_trains_reads_and_compares_experiments(
     assert _charts_drawn(page, "#curves") == 5  # three losses, validation recall, validation errors
     assert _charts_drawn(page, "#weights") == 6  # query, candidate, rating head: trend and histogram each
     metrics = page.inner_text("#metrics").lower()
-    assert "popularity baseline" in metrics and "test rmse" in metrics
+    assert "popularity baseline" in metrics and "test rmse" in metrics and "mean-predictor baseline" in metrics
+    assert "on rating" in page.inner_text("#metrics [data-scale]")
     assert "retrieval 1.5 · ranking 0.7" in page.inner_text("#configuration")
     assert page.locator("#deploy-panel").is_visible()
+    page.click("text=The full spec")
+    page.click("button[data-copy=spec]")
+    page.wait_for_function("document.querySelector('button[data-copy=spec]').textContent === 'Copied'")
+    assert '"retrieval_weight": 1.5' in page.evaluate("navigator.clipboard.readText()")
     shot(page, "experiment-detail")
+    page.goto(f"/experiments/{retrieval}/")
+    _charts_drawn(page, "#curves")
+    shot(page, "experiment-detail-retrieval")  # one metrics panel and two curves fill their rows
 
     page.goto("/experiments/")
     page.check(f"#experiment-{multitask} input[name=ids]")
@@ -261,7 +348,16 @@ def test_a_person_trains_reads_and_compares_experiments(
     shot(page, "dashboard-retrieval")
     page.click("[role=tab]:has-text('Multitask')")
     page.wait_for_selector("[data-leaderboard=multitask]")
+    _charts_drawn(page, "#dashboard-panel")
+    titles = page.evaluate(
+        "(c) => [Chart.getChart(c).scales.y.options.title.text, Chart.getChart(c).scales.y1.options.title.text]",
+        page.locator("#dashboard-panel canvas").element_handle(),
+    )
+    assert titles == ["recall@100", "test RMSE"]
     shot(page, "dashboard-multitask")
+
+    _configs_in_use(page, shot, dataset)
+    _api_docs(page, shot)
 
     other = _sign_in(browser, live_server.url, hooli)
     for url in ("/experiments/", "/datasets/", "/feature-configs/", "/model-configs/", "/compare/", "/dashboard/"):

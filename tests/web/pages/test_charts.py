@@ -45,16 +45,52 @@ def test_weights_show_a_band_of_one_deviation_and_the_last_histogram() -> None:
     assert mean["data"] == [0.01, 0.01]
     assert upper["fill"] == "+1" and lower["hideInLegend"]
     histogram = towers[0]["histogram"]
-    assert histogram["type"] == "bar" and histogram["data"]["datasets"][0]["data"] == [1, 3, 4, 2]
-    assert histogram["data"]["labels"] == ["-0.225", "-0.075", "0.075", "0.225"]
+    bins = histogram["data"]["datasets"][0]["data"]
+    assert histogram["type"] == "bar" and [b["y"] for b in bins] == [1, 3, 4, 2]
+    assert [b["x"] for b in bins] == pytest.approx([-0.225, -0.075, 0.075, 0.225])  # bin centres on a numeric axis
+    assert histogram["axes"]["numeric_x"] and histogram["axes"]["y_title"] == "count"
     assert len(charts.weight_charts(_experiment("retrieval"))) == 2
 
 
 def test_compared_curves_overlay_only_the_series_recorded() -> None:
     overlaid = charts.compare_curves([_experiment("retrieval", 1), _experiment("ranking", 2)])
-    assert _keys(overlaid) == ["retrieval_loss", "ranking_loss", "loss", "val_recall_at_100", "val_rmse"]
-    assert [d["label"] for d in overlaid[2]["data"]["datasets"]] == ["#1 e1", "#2 e2"]
+    assert _keys(overlaid) == ["retrieval_loss", "ranking_loss", "val_recall_at_100", "val_rmse"]
     assert [d["label"] for d in overlaid[0]["data"]["datasets"]] == ["#1 e1"]
+    assert [d["label"] for d in overlaid[1]["data"]["datasets"]] == ["#2 e2"]
+
+
+def test_compared_losses_are_relative_to_their_first_epoch_in_distinct_styles() -> None:
+    """Runs whose losses differ in size share an axis: each curve divided by its first epoch's value."""
+    small = _experiment("retrieval", 1)
+    large = _experiment(
+        "retrieval", 2, history=[{"epoch": 1, "retrieval_loss": 600.0}, {"epoch": 2, "retrieval_loss": 300.0}]
+    )
+    a, b = charts.compare_curves([small, large])[0]["data"]["datasets"]
+    assert a["data"] == [1.0, 0.5] and b["data"] == [1.0, 0.5]  # 9/1 → 9/2 and 600 → 300
+    assert a["borderDash"] != b["borderDash"] and a["pointStyle"] != b["pointStyle"]
+
+
+def test_a_task_has_one_colour_on_every_chart() -> None:
+    """The retrieval loss is blue whether or not the model also ranks; the ranking loss is orange likewise."""
+    colour = {
+        (t, c["key"]): c["data"]["datasets"][0]["borderColor"]
+        for t in ("multitask", "retrieval", "ranking")
+        for c in charts.training_curves(_experiment(t))
+    }
+    assert (
+        colour["multitask", "retrieval_loss"]
+        == colour["retrieval", "retrieval_loss"]
+        == charts.TASK_COLOURS["retrieval"]
+    )
+    assert colour["multitask", "ranking_loss"] == colour["ranking", "ranking_loss"] == charts.TASK_COLOURS["ranking"]
+
+
+def test_the_best_so_far_chart_titles_both_axes_and_centres_a_single_point() -> None:
+    one = charts.best_over_time_chart("multitask", {"labels": ["1 Dec"], "recall_at_100": [0.3], "test_rmse": [1.2]})
+    assert one["axes"]["offset"] and one["axes"]["secondary"]
+    assert (one["axes"]["y_title"], one["axes"]["y1_title"]) == ("recall@100", "test RMSE")
+    two = charts.best_over_time_chart("retrieval", {"labels": ["1 Dec", "2 Dec"], "recall_at_100": [0.3, 0.4]})
+    assert not two["axes"]["offset"] and not two["axes"]["secondary"]
 
 
 def test_progress_counts_finished_epochs_and_the_current_ones_steps() -> None:

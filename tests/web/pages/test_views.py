@@ -201,17 +201,6 @@ def test_a_refused_upload_shows_the_problem_beside_the_file_and_the_columns(page
     assert _field_errors(response, "product_id_column") == ["This field is required."]
 
 
-def test_the_column_choice_can_change_after_upload(page_client: Client, dataset: Dataset) -> None:
-    response = page_client.post(
-        f"/datasets/{dataset.pk}/",
-        {"buyer_id_column": "buyer", "product_id_column": "product", "timestamp_column": ""},
-        follow=True,
-    )
-    assert "Columns saved." in _text(response)
-    dataset.refresh_from_db()
-    assert dataset.timestamp_column == ""
-
-
 def test_histograms_summarise_each_column_by_its_kind(
     page_client: Client, dataset: Dataset, synthetic_files: Any
 ) -> None:
@@ -500,7 +489,11 @@ def test_the_detail_page_shows_metrics_baselines_charts_and_configuration(
     retrieval = re.search(r'data-section="retrieval">(.*?)</table>', html, flags=re.S).group(1)
     assert "Recall@5 12.3% 5.0% ×2.47" in _strip(retrieval)
     ranking = _strip(re.search(r'data-section="ranking">(.*?)</table>', html, flags=re.S).group(1))
-    assert ranking == "Metric Value Validation RMSE 1.235 Validation MAE 0.988 Test RMSE 1.300 Test MAE 1.000"
+    assert ranking == (
+        "Metric Model Mean-predictor baseline Validation RMSE 1.235 — Validation MAE 0.988 — Test RMSE 1.300 1.450 "
+        "Test MAE 1.000 —"
+    )
+    assert "Ranking on rating" in text  # the errors' scale: the target, untransformed
     charts = re.findall(r'<canvas data-chart="([^"]+)"', html)
     assert charts == [
         "retrieval_loss",
@@ -518,6 +511,19 @@ def test_the_detail_page_shows_metrics_baselines_charts_and_configuration(
     assert all(f'id="{key}"' in html for key in charts)  # each chart's data is on the page
     assert "Deploy / Try it" in text and "Loss weights retrieval 1.0 · ranking 1.0" in text
     assert "not tracked" in text
+
+
+def test_without_a_validation_split_only_the_test_errors_are_shown(
+    page_client: Client, finished: Callable[..., Any], acme: Tenant
+) -> None:
+    """The engine copies the test errors into rmse and mae when nothing was validated: pages show them once."""
+    e = finished(acme, "ranking", validation_fraction=0.0)
+    html = page_client.get(f"/experiments/{e.pk}/").content.decode()
+    ranking = _strip(re.search(r'data-section="ranking">(.*?)</table>', html, flags=re.S).group(1))
+    assert ranking == "Metric Model Mean-predictor baseline Test RMSE 1.300 1.450 Test MAE 1.000 —"
+    assert "no validation split, so no validation errors" in _strip(html)
+    cards = page_client.get("/experiments/").content.decode()
+    assert "Ranking: Test RMSE 1.300 Test MAE 1.000" in _strip(cards)
 
 
 def test_a_failed_run_shows_its_error_and_can_run_again(
@@ -579,7 +585,6 @@ def test_compare_marks_the_best_value_of_each_metric_across_model_types(
     assert re.findall(r'<canvas data-chart="([^"]+)"', html) == [
         "retrieval_loss",
         "ranking_loss",
-        "loss",
         "val_recall_at_100",
         "val_rmse",
     ]

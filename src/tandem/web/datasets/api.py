@@ -18,7 +18,8 @@ router = Router(tags=["datasets"])
 
 
 class DatasetUploadIn(Schema):
-    """Form fields of an upload; `filters` and `aggregate` are JSON text (the engine's data-section lists)."""
+    """Form fields of an upload; `column_types`, `null_values`, `derived`, `filters` and `aggregate` are JSON
+    text (the engine's reading options and data-section lists)."""
 
     name: str
     description: str = ""
@@ -27,6 +28,11 @@ class DatasetUploadIn(Schema):
     timestamp_column: str = ""
     buyers_key: str = ""
     products_key: str = ""
+    encoding: str = ""
+    timestamp_format: str = ""
+    column_types: str = ""
+    null_values: str = ""
+    derived: str = ""
     filters: str = ""
     aggregate: str = ""
 
@@ -56,6 +62,8 @@ class DatasetOut(Schema):
     timestamp_column: str
     buyers_key: str
     products_key: str
+    read_options: dict[str, Any]
+    derived: list[dict[str, Any]]
     filters: list[dict[str, Any]]
     aggregate: list[dict[str, Any]] | None
     files: dict[str, str]
@@ -74,7 +82,8 @@ class DatasetOut(Schema):
 
 
 class ColumnProfile(Schema):
-    """One column: DuckDB type, nulls, distinct count, min/max/mean where they apply, top values."""
+    """One column: DuckDB type, nulls, distinct count, min/max/mean where they apply, top values; `derived`
+    when it is computed from the others rather than read from the file."""
 
     name: str
     type: str
@@ -84,6 +93,7 @@ class ColumnProfile(Schema):
     max: Any = None
     mean: float | None = None
     top: list[dict[str, Any]]
+    derived: bool = False
 
 
 class TableProfile(Schema):

@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
 
-from tandem.web.datasets.models import Dataset
+from tandem.spec import TableSource
+from tandem.web import engine
+from tandem.web.datasets.models import Dataset, data_field
 from tandem.web.datasets.profiling import file_format
 from tandem.web.forms import OwnedModelForm
 from tandem.web.validators import no_nul_characters
@@ -49,6 +51,15 @@ class DatasetUploadForm(forms.Form):
     buyer_id_column = forms.CharField(max_length=200)
     product_id_column = forms.CharField(max_length=200)
     timestamp_column = forms.CharField(max_length=200, required=False)
+    encoding = forms.ChoiceField(choices=engine.choices_of(TableSource, "encoding"), required=False)
+    timestamp_format = forms.CharField(
+        max_length=100, required=False, help_text=_("e.g. %m/%d/%Y; guessed from every value when empty.")
+    )
+    column_types = forms.JSONField(
+        required=False, validators=[no_nul_characters], help_text=_('e.g. {"customer_id": "VARCHAR"}')
+    )
+    null_values = forms.JSONField(required=False, validators=[no_nul_characters], help_text=_('e.g. ["Unknown"]'))
+    derived = forms.JSONField(required=False, validators=[no_nul_characters])
     filters = forms.JSONField(required=False, validators=[no_nul_characters])
     aggregate = forms.JSONField(required=False, validators=[no_nul_characters])
 
@@ -63,8 +74,10 @@ class DatasetUploadForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if cleaned.get("filters") is None:
-            cleaned["filters"] = []
+        for name in ("filters", "derived"):
+            if cleaned.get(name) is None:
+                cleaned[name] = []
+        self._check_read_options(cleaned)
         for role in ("buyers", "products"):
             if cleaned.get(role) and not cleaned.get(f"{role}_key"):
                 self.add_error(
@@ -74,6 +87,26 @@ class DatasetUploadForm(forms.Form):
                     ),
                 )
         return cleaned
+
+    def _check_read_options(self, cleaned: dict[str, Any]) -> None:
+        """Set cleaned["read_options"] from the option fields, checked by the engine before any file is read."""
+        options = {
+            "encoding": cleaned.get("encoding") or None,
+            "timestamp_format": cleaned.get("timestamp_format") or None,
+            "types": cleaned.get("column_types") or None,
+            "null_values": cleaned.get("null_values") or None,
+        }
+        cleaned["read_options"] = {k: v for k, v in options.items() if v is not None}
+        section = {
+            "transactions": {"path": "upload.csv", **cleaned["read_options"]},
+            "buyer_id": "buyer",
+            "product_id": "product",
+            "derived": cleaned["derived"],
+        }
+        try:
+            engine.check_sections({"data": section}, data_field)
+        except ValidationError as e:
+            self.add_error(None, e)
 
 
 class DatasetUpdateForm(OwnedModelForm):

@@ -21,6 +21,12 @@ from tandem.web.validators import no_nul_characters
 ROLES = ("transactions", "buyers", "products")
 
 
+def read_options_for(options: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """A dataset's reading options for one file: declared types are kept for the columns the file has."""
+    types = {c: t for c, t in (options.get("types") or {}).items() if c in columns}
+    return {**{k: v for k, v in options.items() if k != "types"}, **({"types": types} if types else {})}
+
+
 class Dataset(OwnedModel):
     """Transactions (buyer id, product id, timestamp, numeric values) plus optional attribute tables."""
 
@@ -43,6 +49,23 @@ class Dataset(OwnedModel):
         max_length=200,
         blank=True,
         help_text=_("Needed for time splits, e.g. transaction_timestamp"),
+    )
+    read_options = models.JSONField(
+        _("reading options"),
+        default=dict,
+        blank=True,
+        validators=[no_nul_characters],
+        help_text=_(
+            'How every file is read, e.g. {"encoding": "latin-1", "timestamp_format": "%m/%d/%Y", '
+            '"types": {"customer_id": "VARCHAR"}, "null_values": ["Unknown"]}; a type applies to each file with the column.'
+        ),
+    )
+    derived = models.JSONField(
+        _("derived columns"),
+        default=list,
+        blank=True,
+        validators=[no_nul_characters],
+        help_text=_('Columns computed per transaction line, e.g. [{"name": "sales", "expr": "quantity * price"}].'),
     )
     filters = models.JSONField(
         _("row filters"),
@@ -129,20 +152,26 @@ class Dataset(OwnedModel):
 
         Paths are relative to MEDIA_ROOT; the worker resolves them where it runs.
         """
-        fmt = {role: (self.profile.get(role) or {}).get("format", "auto") for role in ROLES}
         data: dict[str, Any] = {
-            "transactions": {"path": self.transactions_file.name, "format": fmt["transactions"]},
+            "transactions": self.table_source("transactions"),
             "buyer_id": self.buyer_id_column,
             "product_id": self.product_id_column,
             "timestamp": self.timestamp_column or None,
+            "derived": self.derived or [],
             "filters": self.filters or [],
             "aggregate": self.aggregate or None,
         }
         if self.buyers_file:
-            data["buyers"] = {"path": self.buyers_file.name, "format": fmt["buyers"], "key": self.buyers_key}
+            data["buyers"] = {**self.table_source("buyers"), "key": self.buyers_key}
         if self.products_file:
-            data["products"] = {"path": self.products_file.name, "format": fmt["products"], "key": self.products_key}
+            data["products"] = {**self.table_source("products"), "key": self.products_key}
         return data
+
+    def table_source(self, role: str) -> dict[str, Any]:
+        """The spec's source of one file: path, format and the reading options (types of its own columns only)."""
+        table = self.profile.get(role) or {}
+        source = {"path": getattr(self, f"{role}_file").name, "format": table.get("format", "auto")}
+        return {**source, **read_options_for(self.read_options or {}, [c["name"] for c in table.get("columns", [])])}
 
     # -------------------------------------------------------------------------------- validation
 
@@ -184,8 +213,9 @@ class Dataset(OwnedModel):
         self._check_preparation()
 
     def _check_preparation(self) -> None:
-        parsed = engine.check_sections({"data": self.data_section()}, _data_field)
+        parsed = engine.check_sections({"data": self.data_section()}, data_field)
         normalised = parsed["data"].model_dump(mode="json", exclude_none=True)
+        self.derived = normalised.get("derived", [])
         self.filters = normalised.get("filters", [])
         self.aggregate = normalised.get("aggregate")
         errors: dict[str, list[ValidationError]] = {}
@@ -205,9 +235,13 @@ class Dataset(OwnedModel):
             raise ValidationError(errors)
 
 
-def _data_field(problem: engine.Problem) -> str:
-    part = problem.parts[1] if len(problem.parts) > 1 else ""
+def data_field(problem: engine.Problem) -> str:
+    """The dataset field a problem's spec path (`data.transactions.types.id`, `data.filters.0`) is shown beside."""
+    parts = [str(p) for p in problem.parts]
+    if parts[1:2] == ["transactions"] and len(parts) > 2:
+        return READ_OPTION_FIELDS.get(parts[2], NON_FIELD_ERRORS)
     return {
+        "derived": "derived",
         "filters": "filters",
         "aggregate": "aggregate",
         "buyer_id": "buyer_id_column",
@@ -215,4 +249,13 @@ def _data_field(problem: engine.Problem) -> str:
         "timestamp": "timestamp_column",
         "buyers": "buyers_key",
         "products": "products_key",
-    }.get(part, NON_FIELD_ERRORS)
+    }.get(parts[1] if len(parts) > 1 else "", NON_FIELD_ERRORS)
+
+
+# The upload's fields for the spec's reading options (TableSource): `types` is a JSON object, hence its name.
+READ_OPTION_FIELDS = {
+    "encoding": "encoding",
+    "timestamp_format": "timestamp_format",
+    "types": "column_types",
+    "null_values": "null_values",
+}

@@ -15,9 +15,10 @@ from typing import Any
 
 import duckdb
 
-from tandem.data.sources import is_numeric, quote, read_source
+from tandem.data.derived import add_derived
+from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.errors import DataError
-from tandem.spec import TableSource
+from tandem.spec import DerivedColumn, TableSource
 
 TOP_VALUES = 5
 MAX_STRING = 200
@@ -25,7 +26,14 @@ _DELIMITERS = (",", ";", "\t", "|")
 
 
 class ProfileError(ValueError):
-    """The file cannot be used as a table; the message says why, for the person who uploaded it."""
+    """The file cannot be used as a table; the message says why, for the person who uploaded it.
+
+    `field` names the upload field at fault when it is not the file itself (a derived column, a declared type).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def file_format(name: str) -> str | None:
@@ -75,20 +83,35 @@ def _looks_ragged(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]]
     name = columns[0][0]
     if any(d in name for d in _DELIMITERS):
         return True
-    sample = con.execute(f"SELECT {quote(name)} FROM t WHERE {quote(name)} IS NOT NULL LIMIT 20").fetchall()
+    sample = con.execute(f"SELECT {quote(name)} FROM file WHERE {quote(name)} IS NOT NULL LIMIT 20").fetchall()
     return any(isinstance(v, str) and any(d in v for d in _DELIMITERS) for (v,) in sample)
 
 
-def profile_table(path: Path, fmt: str) -> dict[str, Any]:
-    """Schema, row count and per-column statistics of a CSV or Parquet file.
+def file_columns(path: Path, fmt: str) -> list[str]:
+    """The column names of a file, from its first lines (to know which declared types apply to it)."""
+    reader = "read_parquet" if fmt == "parquet" else "read_csv"
+    try:
+        with duckdb.connect() as con:
+            return con.sql(f"SELECT * FROM {reader}({literal(str(path))})").columns
+    except duckdb.Error:
+        return []  # profile_table reports why the file cannot be read
+
+
+def profile_table(
+    path: Path, fmt: str, options: dict[str, Any] | None = None, derived: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Schema, row count and per-column statistics of a CSV or Parquet file read with the spec's reading
+    `options` (TableSource fields), plus the `derived` columns computed on its rows.
 
     Returns {"format", "rows", "columns": [{"name", "type", "nulls", "distinct", "min", "max", "mean",
-    "top": [{"value", "count"}]}]}. Raises ProfileError when the file is unreadable, malformed or empty.
+    "top": [{"value", "count"}], "derived"}]}. Raises ProfileError when the file is unreadable, malformed or
+    empty, or a derived column cannot be computed (field "derived").
     """
     con = duckdb.connect()
     try:
         try:
-            columns = read_source(con, TableSource(path=str(path), format=fmt), "t")
+            source = TableSource(path=str(path), format=fmt, **(options or {}))
+            columns = read_source(con, source, "file")
         except DataError as e:
             raise ProfileError(str(e).removeprefix(f"{path}: ")) from None
         if fmt == "csv" and _looks_ragged(con, columns):
@@ -97,6 +120,14 @@ def profile_table(path: Path, fmt: str) -> dict[str, Any]:
                 "well-formed CSV"
             )
         _check_names(columns)
+        file_names = {name for name, _ in columns}
+        rules = [DerivedColumn.model_validate(d) for d in derived or []]
+        typed, problems = add_derived(con, dict(columns), rules, "file", "t")
+        if problems:
+            raise ProfileError(
+                "; ".join(f"{p.path.removeprefix('data.derived.')}: {p.message}" for p in problems), "derived"
+            )
+        columns = list(typed.items())
         parts = ["count(*)"]
         for name, kind in columns:
             q = quote(name)
@@ -124,6 +155,7 @@ def profile_table(path: Path, fmt: str) -> dict[str, Any]:
                     "max": _safe(hi),
                     "mean": _safe(mean),
                     "top": [{"value": _safe(v), "count": int(n)} for v, n in top],
+                    "derived": name not in file_names,
                 }
             )
         return {"format": fmt, "rows": rows, "columns": out}

@@ -23,8 +23,8 @@ from django.db import IntegrityError, transaction
 
 from tandem.web.accounts.models import Organisation
 from tandem.web.datasets.forms import DatasetUploadForm
-from tandem.web.datasets.models import ROLES, Dataset
-from tandem.web.datasets.profiling import ProfileError, file_format, profile_table
+from tandem.web.datasets.models import ROLES, Dataset, read_options_for
+from tandem.web.datasets.profiling import ProfileError, file_columns, file_format, profile_table
 
 
 def _suffix(name: str) -> str:
@@ -54,6 +54,8 @@ def create_dataset(
             created_by=user,
             **{k: cleaned[k] or "" for k in ("name", "description", "buyers_key", "products_key")},
             **{k: cleaned[k] or "" for k in ("buyer_id_column", "product_id_column", "timestamp_column")},
+            read_options=cleaned["read_options"],
+            derived=cleaned["derived"],
             filters=cleaned["filters"],
             aggregate=cleaned["aggregate"],
         )
@@ -66,10 +68,19 @@ def create_dataset(
             getattr(dataset, f"{role}_file").name = stored
             dataset.original_names[role] = upload.name
             dataset.size_bytes += upload.size
+            path, fmt = Path(default_storage.path(stored)), file_format(upload.name)
+            options = read_options_for(dataset.read_options, file_columns(path, fmt))
+            derived = dataset.derived if role == "transactions" else None
             try:
-                dataset.profile[role] = profile_table(Path(default_storage.path(stored)), file_format(upload.name))
+                dataset.profile[role] = profile_table(path, fmt, options, derived)
             except ProfileError as e:
-                errors[role] = [f"{upload.name}: {e}"]
+                errors.setdefault(e.field or role, []).append(f"{upload.name}: {e}")
+        declared = set(dataset.read_options.get("types", {}))
+        unmatched = declared - {c for role in ROLES for c in dataset.columns_of(role)}
+        if unmatched and not errors:
+            errors["column_types"] = [
+                f"no file has the column{'s' if len(unmatched) > 1 else ''} {', '.join(sorted(unmatched))}"
+            ]
         if errors:
             raise ValidationError(errors)
         if Dataset.objects.of(organisation).filter(name=dataset.name).exists():

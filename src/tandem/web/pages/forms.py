@@ -12,15 +12,17 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.forms.models import fields_for_model
 from django.utils.translation import gettext_lazy as _
 
 from tandem.spec import Feature
 from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
+from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.forms import DatasetUploadForm
 from tandem.web.datasets.models import ROLES, Dataset
 from tandem.web.experiments.forms import ExperimentForm
 from tandem.web.experiments.models import Experiment
-from tandem.web.spec_forms import field_key
+from tandem.web.spec_forms import field_key, record_initial
 
 
 def _transforms() -> tuple[list[str], set[str]]:
@@ -87,10 +89,21 @@ class UploadForm(DatasetUploadForm):
             self.fields[name].widget.attrs.update({"list": "transactions-columns", "autocomplete": "off"})
         for role in ("buyers", "products"):
             self.fields[f"{role}_key"].widget.attrs.update({"list": f"{role}-columns", "autocomplete": "off"})
-        for name in ("filters", "aggregate"):
+        for name in ("derived", "filters", "aggregate", "column_types", "null_values"):
             self.fields[name].widget = forms.Textarea(attrs={"rows": 2, "spellcheck": "false"})
+        self.fields["derived"].help_text = _('e.g. [{"name": "sales", "expr": "quantity * unit_price"}]')
         self.fields["filters"].help_text = _('e.g. [{"column": "department", "op": "not_in", "value": ["FUEL"]}]')
         self.fields["aggregate"].help_text = _('e.g. [{"name": "total_sales", "fn": "sum", "column": "sales_value"}]')
+
+
+class DatasetNameForm(forms.Form):
+    """A dataset's name and description: the fields that may change whatever uses it (the model's own fields)."""
+
+    def __init__(self, *args: Any, dataset: Dataset, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"name": dataset.name, "description": dataset.description})
+        super().__init__(*args, **kwargs)
+        self.fields.update(fields_for_model(Dataset, fields=["name", "description"]))
+        self.fields["description"].widget = forms.TextInput()
 
 
 class ColumnsForm(forms.Form):
@@ -248,7 +261,28 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
         return " ".join(t for t in TRANSFORMS if t in EMBEDDED_TRANSFORMS)
 
 
+def feature_config_initial(config: FeatureConfig, dataset: Dataset) -> dict[str, Any]:
+    """The builder's starting values from a config: its name, target, and each of the dataset's columns on the
+    side and with the transform the config gives it (the columns it does not read start unused)."""
+    section = config.features
+    initial = record_initial(config)
+    index = {column: i for i, column in enumerate(dataset.available_columns())}
+    initial.update({f"side_{i}": "" for i in index.values()})
+    for side in ("buyer", "product"):
+        for feature in section[side]:
+            i = index.get(feature["column"])
+            if i is not None:
+                initial[f"side_{i}"], initial[f"transform_{i}"] = side, feature["transform"]
+                initial[f"dim_{i}"] = feature.get("embedding_dim") or DEFAULT_EMBEDDING_DIM
+    return initial
+
+
 # ------------------------------------------------------------------------------------------- model configs
+
+
+def model_config_initial(config: ModelConfig) -> dict[str, Any]:
+    """A model config's values as a form's starting values (a copy starts from them)."""
+    return record_initial(config)
 
 
 class ModelConfigPageForm(ModelConfigForm):
@@ -277,6 +311,12 @@ class NewExperimentForm(ExperimentForm):
         for name, step in (("sample_fraction", "0.01"), ("test_fraction", "0.05"), ("validation_fraction", "0.05")):
             self.fields[name].widget.attrs.update({"step": step, "min": "0", "max": "1"})
         self.fields["split_cutoff"].widget.attrs["placeholder"] = "2024-01-01"
+        self.fields["split_cutoff"].help_text = _("Time split: test rows are at or after it; empty: the latest rows.")
+        self.fields["test_fraction"].help_text = _("Random split: a share of the rows; time split: of the latest rows.")
+        for name in ("dataset", "feature_config", "model_config"):
+            choices = self.fields[name].queryset
+            if not self.is_bound and not self.initial.get(name) and choices.count() == 1:
+                self.initial[name] = choices.get().pk  # the only choice is chosen
 
     def problems(self) -> list[tuple[str, str]]:
         """Every problem as (what it concerns, message), for the list above the form."""

@@ -32,26 +32,30 @@ WIDTH, HEIGHT, GAP = 120.0, 28.0, 1.0
 
 @dataclass(frozen=True)
 class Bar:
-    """One bar of a small histogram: its rectangle in a WIDTH × HEIGHT drawing, and a tooltip (range: count)."""
+    """One bar of a small histogram: its rectangle in a WIDTH × HEIGHT drawing, a tooltip (range: count), and the
+    range's ends as labels (the same label twice for a bar of one value), for the axis under the drawing."""
 
     x: float
     y: float
     width: float
     height: float
     title: str
+    low: str
+    high: str
 
 
 def _is_time(kind: str) -> bool:
     return kind.upper().startswith(("DATE", "TIMESTAMP"))
 
 
-def _bars(counts: list[int], titles: list[str]) -> list[Bar]:
+def _bars(counts: list[int], ranges: list[tuple[str, str]]) -> list[Bar]:
     """Bars scaled to the tallest; a non-empty bin is at least one unit high so that it stays visible."""
     top = max(counts, default=0) or 1
     width = (WIDTH - GAP * (len(counts) - 1)) / max(len(counts), 1)
     out = []
-    for i, (n, title) in enumerate(zip(counts, titles, strict=True)):
+    for i, (n, (low, high)) in enumerate(zip(counts, ranges, strict=True)):
         height = max(1.0, HEIGHT * n / top) if n else 0.0
+        title = low if low == high else f"{low} – {high}"
         out.append(
             Bar(
                 round(i * (width + GAP), 2),
@@ -59,6 +63,8 @@ def _bars(counts: list[int], titles: list[str]) -> list[Bar]:
                 round(width, 2),
                 round(height, 2),
                 f"{title}: {n:,}",
+                low,
+                high,
             )
         )
     return out
@@ -84,7 +90,7 @@ def _per_value(con: duckdb.DuckDBPyConnection, value: str, order: str, label: La
     rows = con.execute(
         f"SELECT {value} AS v, count(*) AS n FROM m WHERE v IS NOT NULL GROUP BY v ORDER BY {order}"
     ).fetchall()
-    return _bars([int(n) for _, n in rows], [label(v) for v, _ in rows])
+    return _bars([int(n) for _, n in rows], [(label(v), label(v)) for v, _ in rows])
 
 
 def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, source: str = "m") -> list[Bar]:
@@ -94,7 +100,7 @@ def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, 
         return []
     if hi == lo:
         (n,) = con.execute(f"SELECT count({value}) FROM {source}").fetchone()
-        return _bars([int(n)], [label(lo)])
+        return _bars([int(n)], [(label(lo), label(lo))])
     width = (hi - lo) / BINS
     rows = con.execute(
         f"SELECT least(CAST(floor(({value} - ?) / ?) AS INTEGER), {BINS - 1}) AS b, count(*) FROM {source} "
@@ -104,11 +110,12 @@ def _binned(con: duckdb.DuckDBPyConnection, value: str, label: Label = _number, 
     counts = [0] * BINS
     for b, n in rows:
         counts[int(b)] = int(n)
-    titles = [f"{label(lo + i * width)} – {label(lo + (i + 1) * width)}" for i in range(BINS)]
-    return _bars(counts, titles)
+    ranges = [(label(lo + i * width), label(lo + (i + 1) * width)) for i in range(BINS)]
+    return _bars(counts, ranges)
 
 
-def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: bool) -> list[Bar]:
+def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: bool, is_time: bool) -> list[Bar]:
+    """`is_time`: the dataset's timestamp column, whose numbers are Unix seconds (labelled as moments)."""
     name, kind, distinct = quote(column["name"]), column["type"], int(column.get("distinct") or 0)
     measured = _is_time(kind) or (is_numeric(kind) and kind.upper() != "BOOLEAN")
     if is_id or (not measured and distinct > BINS):
@@ -118,17 +125,21 @@ def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: 
         return _binned(con, "n", _times, source="f")
     if not measured:
         return _per_value(con, name, "n DESC, v", str)
-    value, label = (f"epoch({name})", _moment) if _is_time(kind) else (f"CAST({name} AS DOUBLE)", _number)
+    if _is_time(kind):
+        value, label = f"epoch({name})", _moment
+    else:
+        value, label = f"CAST({name} AS DOUBLE)", (_moment if is_time else _number)
     return _per_value(con, value, "v", label) if distinct <= BINS else _binned(con, value, label)
 
 
-def _file_bars(path: Path, table: dict[str, Any], ids: set[str]) -> dict[str, list[Bar]]:
+def _file_bars(path: Path, table: dict[str, Any], ids: set[str], times: set[str]) -> dict[str, list[Bar]]:
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")  # it would draw on the server's terminal
         read_source(con, TableSource(path=str(path), format=table.get("format", "auto")), "t")
         con.execute("CREATE TABLE m AS SELECT * FROM t")  # one read of the file for every column
-        return {c["name"]: _column_bars(con, c, c["name"] in ids) for c in table.get("columns", [])}
+        columns = table.get("columns", [])
+        return {c["name"]: _column_bars(con, c, c["name"] in ids, c["name"] in times) for c in columns}
     finally:
         con.close()
 
@@ -147,7 +158,8 @@ def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
         ids = {dataset.buyer_id_column, dataset.product_id_column} if role == "transactions" else set()
         ids.add({"buyers": dataset.buyers_key, "products": dataset.products_key}.get(role, ""))
         try:
-            out[role] = _file_bars(Path(field.path), table, ids)
+            times = {dataset.timestamp_column} if role == "transactions" else set()
+            out[role] = _file_bars(Path(field.path), table, ids, times)
         except (duckdb.Error, DataError, OSError, ValueError):
             out[role] = {}
     cache.set(key, out, timeout=3600)

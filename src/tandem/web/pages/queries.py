@@ -15,6 +15,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from tandem.data.sources import is_numeric
 from tandem.metric_names import DEFAULT_KS, RANKING_HEADLINE, RETRIEVAL_HEADLINE
 from tandem.web.accounts.models import Organisation
 from tandem.web.configs.models import FeatureConfig, ModelConfig
@@ -112,10 +113,12 @@ class MetricCell:
 
 @dataclass(frozen=True)
 class MetricRow:
-    """One task's metrics: "Retrieval" (recall, percent) or "Ranking" (errors, three decimals)."""
+    """One task's metrics: "Retrieval" (recall, percent) or "Ranking" (errors, three decimals); `note` says
+    what the values are measured on (the errors' scale)."""
 
     task: str
     cells: list[MetricCell]
+    note: str = ""
 
 
 def card_rows(experiment: Experiment) -> list[MetricRow]:
@@ -125,22 +128,46 @@ def card_rows(experiment: Experiment) -> list[MetricRow]:
         cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RETRIEVAL_METRICS]
         rows.append(MetricRow("Retrieval", cells))
     if experiment.model_section.has_ranking:
-        cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RANKING_METRICS]
-        rows.append(MetricRow("Ranking", cells))
+        names = RANKING_METRICS if has_validation(experiment) else RANKING_METRICS[2:]
+        rows.append(MetricRow("Ranking", [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in names]))
     return rows
 
 
+def has_validation(experiment: Experiment) -> bool:
+    """Whether the experiment held out a validation split (without one the engine copies the test errors)."""
+    split = ((experiment.spec or {}).get("data") or {}).get("split") or {}
+    return bool(split.get("validation_fraction"))
+
+
+def error_scale(experiment: Experiment) -> str:
+    """What the rating errors are measured on: the target after its transform, e.g. "log1p(total_sales)"."""
+    features = (experiment.spec or {}).get("features") or {}
+    target, transform = features.get("target") or "the target", features.get("target_transform") or "none"
+    return target if transform == "none" else f"{transform}({target})"
+
+
+def measured(experiment: Experiment, metric: str) -> float | None:
+    """A headline metric's value; None for validation errors of a run without a validation split (the engine
+    copies the test errors there, which would read as a second measurement)."""
+    if metric in RANKING_METRICS[:2] and not has_validation(experiment):
+        return None
+    return getattr(experiment, metric)
+
+
 def summary(experiment: Experiment) -> list[MetricRow]:
-    """The detail page's metrics: recall with the popularity baseline beside it, and the four errors."""
+    """The detail page's metrics: recall with the popularity baseline beside it; the errors on their scale, the test
+    RMSE beside the mean predictor's, and the validation errors only when there was a validation split."""
     rows = []
+    other = experiment.other_metrics or {}
     if experiment.model_section.has_retrieval:
-        other = experiment.other_metrics or {}
         cells = [
             MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"popularity_{m}")) for m in RETRIEVAL_METRICS
         ]
         rows.append(MetricRow("Retrieval", cells))
     if experiment.model_section.has_ranking:
-        rows.append(MetricRow("Ranking", [MetricCell(m, LABELS[m], getattr(experiment, m)) for m in RANKING_METRICS]))
+        names = RANKING_METRICS if has_validation(experiment) else RANKING_METRICS[2:]
+        cells = [MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"{m}_mean_baseline")) for m in names]
+        rows.append(MetricRow("Ranking", cells, f"on {error_scale(experiment)}"))
     return rows
 
 
@@ -171,7 +198,11 @@ def comparison(chosen: list[Experiment]) -> list[MetricRow]:
     best = services.compare(chosen)["best"]
     rows = []
     for m in (*RETRIEVAL_METRICS, *RANKING_METRICS):
-        cells = [MetricCell(m, e.name, getattr(e, m), best=best[m] == e.pk) for e in chosen]
+        values = [measured(e, m) for e in chosen]
+        cells = [
+            MetricCell(m, e.name, v, best=v is not None and best[m] == e.pk)
+            for e, v in zip(chosen, values, strict=True)
+        ]
         if any(c.value is not None for c in cells):
             rows.append(MetricRow(LABELS[m], cells))
     return rows
@@ -272,7 +303,18 @@ def profile_tables(dataset: Dataset, bars: dict[str, dict[str, Any]] | None = No
         for column in table.get("columns", []):
             name = column["name"]
             tag = roles.get(name) if role == "transactions" else ("join key" if name == keys[role] else None)
-            columns.append({**column, "tag": tag, "bars": None if bars is None else bars.get(role, {}).get(name, [])})
+            columns.append(
+                {
+                    **column,
+                    "tag": tag,
+                    # An id's size says nothing, nor does the mean of a time: those statistics are not shown.
+                    "is_id": tag in ("buyer id", "product id", "join key"),
+                    "has_mean": tag is None,
+                    # Ids, numbers and times have ranges to mark under their histogram; categories do not.
+                    "has_range": tag is not None or is_numeric(column["type"]) or "TIME" in column["type"].upper(),
+                    "bars": None if bars is None else bars.get(role, {}).get(name, []),
+                }
+            )
         file_name = (dataset.original_names or {}).get(role, role)
         out.append(
             {

@@ -13,8 +13,10 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -29,7 +31,7 @@ from tandem.web.errors import Conflict
 from tandem.web.experiments import services as experiment_services
 from tandem.web.experiments.models import Experiment, Status
 from tandem.web.experiments.reaper import reap_expired
-from tandem.web.pages import charts, forms, histograms, queries
+from tandem.web.pages import charts, describe, forms, histograms, queries
 
 View = Callable[..., HttpResponse]
 
@@ -105,9 +107,13 @@ def dataset_new(request: HttpRequest, actor: Actor) -> HttpResponse:
 
 @org_required
 def dataset_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """A dataset's schema and statistics, and the buyer, product and timestamp column choice."""
+    """A dataset's name, its buyer, product and timestamp columns (fixed once an experiment uses it), what uses
+    it, and its schema and statistics. A POST saves the name form or the columns form (`action` says which)."""
     dataset = queries.owned(Dataset, actor.organisation, pk)
-    form = forms.ColumnsForm(request.POST or None, dataset=dataset)
+    action = request.POST.get("action")
+    name_form = forms.DatasetNameForm(request.POST if action == "rename" else None, dataset=dataset)
+    columns_form = forms.ColumnsForm(request.POST if action == "columns" else None, dataset=dataset)
+    form = name_form if action == "rename" else columns_form
     if request.method == "POST" and form.is_valid():
         try:
             records.update(dataset, DatasetUpdateForm, data=form.cleaned_data)
@@ -116,15 +122,26 @@ def dataset_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
         except Conflict as e:
             form.add_error(None, e.message)
         else:
-            messages.success(request, "Columns saved.")
+            messages.success(request, "Name saved." if action == "rename" else "Columns saved.")
             return redirect("pages:dataset", pk=dataset.pk)
     context = {
         "dataset": dataset,
-        "form": form,
+        "name_form": name_form,
+        "form": columns_form,
         "tables": queries.profile_tables(dataset),
         "experiments": queries.experiments(actor.organisation).filter(dataset=dataset)[:10],
+        "uses": dataset.experiments.count(),
+        "urls": {"delete": reverse("pages:dataset_delete", args=[dataset.pk])},  # its page has its own buttons
     }
     return render(request, "pages/dataset_detail.html", context)
+
+
+@require_POST
+@org_required
+def dataset_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Delete a dataset and its files; refused, with the reason, while an experiment uses it."""
+    dataset = queries.owned(Dataset, actor.organisation, pk)
+    return _delete(request, dataset, dataset_services.delete_dataset, "pages:datasets", "pages:dataset")
 
 
 @org_required
@@ -133,6 +150,59 @@ def dataset_histograms(request: HttpRequest, actor: Actor, pk: int) -> HttpRespo
     dataset = queries.owned(Dataset, actor.organisation, pk)
     tables = queries.profile_tables(dataset, histograms.histograms(dataset))
     return render(request, "pages/partials/profile_tables.html", {"dataset": dataset, "tables": tables})
+
+
+# ------------------------------------------------------------------------------------------------ configs
+
+
+def _delete(
+    request: HttpRequest, record: Any, remove: Callable[[Any], None], list_view: str, detail_view: str
+) -> HttpResponse:
+    """Delete a dataset or config; while experiments use it the refusal says how many, and nothing is deleted."""
+    kind = record._meta.verbose_name.capitalize()
+    uses = record.experiments.count()
+    if not uses:
+        try:
+            remove(record)
+        except ProtectedError as e:  # an experiment started meanwhile
+            uses = len(e.protected_objects)
+        else:
+            messages.success(request, f"{kind} “{record.name}” deleted.")
+            return redirect(list_view)
+    messages.error(
+        request,
+        f"{kind} “{record.name}” is used by {uses} experiment{pluralize(uses)}, so it cannot be deleted: "
+        "deleting it would take away what they ran. Delete those experiments first.",
+    )
+    return redirect(detail_view, pk=record.pk)
+
+
+def _refused(request: HttpRequest, record: Any, copy_url: str, detail_url: str) -> HttpResponse:
+    """An edit refused because experiments use the config (409), with a way to copy it and edit the copy."""
+    context = {"record": record, "kind": record._meta.verbose_name, "uses": record.experiments.count()}
+    context.update({"copy_url": copy_url, "detail_url": detail_url})
+    return render(request, "pages/config_refused.html", context, status=409)
+
+
+def _record_urls(name: str, pk: int) -> dict[str, str]:
+    """A config's edit, copy-and-edit, delete and new-experiment addresses (views named name_edit, name_new?from=,
+    name_delete; experiment_new?name=)."""
+    return {
+        "edit": reverse(f"pages:{name}_edit", args=[pk]),
+        "copy": f"{reverse(f'pages:{name}_new')}?from={pk}",
+        "delete": reverse(f"pages:{name}_delete", args=[pk]),
+        "use": f"{reverse('pages:experiment_new')}?{name}={pk}",
+    }
+
+
+def _copy_name(record: Any) -> str:
+    """A free name for a copy of `record`: "name (copy)", "name (copy 2)", …"""
+    taken = set(type(record).objects.of(record.organisation).values_list("name", flat=True))
+    n, name = 1, f"{record.name} (copy)"
+    while name in taken:
+        n += 1
+        name = f"{record.name} (copy {n})"
+    return name
 
 
 # ---------------------------------------------------------------------------------------- feature configs
@@ -146,21 +216,69 @@ def feature_config_list(request: HttpRequest, actor: Actor) -> HttpResponse:
     return render(request, "pages/feature_config_list.html", {"configs": configs, "has_datasets": has_datasets})
 
 
-@org_required
-def feature_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """A feature config built from a table of one dataset's columns (?dataset= picks which)."""
+def _feature_config_form(
+    request: HttpRequest, actor: Actor, *, instance: FeatureConfig | None = None, source: FeatureConfig | None = None
+) -> HttpResponse:
+    """The feature config builder: new, an edit of `instance`, or a copy of `source`; ?dataset= picks the columns."""
     org = actor.organisation
     datasets = Dataset.objects.of(org)
     chosen = request.POST.get("dataset") or request.GET.get("dataset")
     dataset = queries.owned(Dataset, org, int(chosen)) if chosen and chosen.isdigit() else datasets.first()
+    context: dict[str, Any] = {"datasets": datasets, "dataset": dataset, "instance": instance, "source": source}
     if dataset is None:
-        return render(request, "pages/feature_config_new.html", {"datasets": datasets})
-    form = forms.FeatureConfigBuilderForm(request.POST or None, organisation=org, user=actor.user, dataset=dataset)
+        return render(request, "pages/feature_config_new.html", context)
+    initial = forms.feature_config_initial(instance or source, dataset) if (instance or source) else {}
+    if source is not None:
+        initial["name"] = _copy_name(source)
+    form = forms.FeatureConfigBuilderForm(
+        request.POST or None, organisation=org, user=actor.user, dataset=dataset, instance=instance, initial=initial
+    )
+    context["form"] = form
     if request.method == "POST" and form.is_valid():
         config = form.save()
         messages.success(request, f"Feature config “{config.name}” saved.")
-        return redirect("pages:feature_configs")
-    return render(request, "pages/feature_config_new.html", {"datasets": datasets, "dataset": dataset, "form": form})
+        return redirect("pages:feature_config", pk=config.pk)
+    return render(request, "pages/feature_config_new.html", context)
+
+
+@org_required
+def feature_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A feature config built from a table of one dataset's columns; ?from= starts from a copy of another."""
+    source = request.GET.get("from", "")
+    copied = queries.owned(FeatureConfig, actor.organisation, int(source)) if source.isdigit() else None
+    return _feature_config_form(request, actor, source=copied)
+
+
+@org_required
+def feature_config_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """A feature config: each feature and what it feeds its tower, the target, and what uses it."""
+    config = queries.owned(FeatureConfig, actor.organisation, pk)
+    context = {
+        "config": config,
+        "about": describe.feature_config(config.features),
+        "experiments": queries.experiments(actor.organisation).filter(feature_config=config)[:10],
+        "uses": config.experiments.count(),
+        "urls": _record_urls("feature_config", config.pk),
+    }
+    return render(request, "pages/feature_config_detail.html", context)
+
+
+@org_required
+def feature_config_edit(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Change a feature config; refused while experiments use it (a copy can be edited instead)."""
+    config = queries.owned(FeatureConfig, actor.organisation, pk)
+    if config.is_in_use:
+        copy = _record_urls("feature_config", config.pk)["copy"]
+        return _refused(request, config, copy, reverse("pages:feature_config", args=[config.pk]))
+    return _feature_config_form(request, actor, instance=config)
+
+
+@require_POST
+@org_required
+def feature_config_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Delete a feature config no experiment uses."""
+    config = queries.owned(FeatureConfig, actor.organisation, pk)
+    return _delete(request, config, records.delete, "pages:feature_configs", "pages:feature_config")
 
 
 # ------------------------------------------------------------------------------------------ model configs
@@ -173,16 +291,60 @@ def model_config_list(request: HttpRequest, actor: Actor) -> HttpResponse:
     return render(request, "pages/model_config_list.html", {"configs": configs})
 
 
-@org_required
-def model_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """A model config: the type first, then what that type needs."""
+def _model_config_form(
+    request: HttpRequest, actor: Actor, *, instance: ModelConfig | None = None, source: ModelConfig | None = None
+) -> HttpResponse:
+    """The model config form: new, an edit of `instance`, or a copy of `source`."""
     org = actor.organisation
-    form = forms.ModelConfigPageForm(request.POST or None, organisation=org, user=actor.user)
+    initial = {**forms.model_config_initial(source), "name": _copy_name(source)} if source is not None else {}
+    form = forms.ModelConfigPageForm(
+        request.POST or None, organisation=org, user=actor.user, instance=instance, initial=initial
+    )
     if request.method == "POST" and form.is_valid():
         config = form.save()
         messages.success(request, f"Model config “{config.name}” saved.")
-        return redirect("pages:model_configs")
-    return render(request, "pages/model_config_new.html", {"form": form})
+        return redirect("pages:model_config", pk=config.pk)
+    return render(request, "pages/model_config_new.html", {"form": form, "instance": instance, "source": source})
+
+
+@org_required
+def model_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A model config: the type first, then what that type needs; ?from= starts from a copy of another."""
+    source = request.GET.get("from", "")
+    copied = queries.owned(ModelConfig, actor.organisation, int(source)) if source.isdigit() else None
+    return _model_config_form(request, actor, source=copied)
+
+
+@org_required
+def model_config_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """A model config: what each number means, every field of its model and training sections, what uses it."""
+    config = queries.owned(ModelConfig, actor.organisation, pk)
+    context = {
+        "config": config,
+        "about": describe.model_config(config.model, config.training),
+        "experiments": queries.experiments(actor.organisation).filter(model_config=config)[:10],
+        "uses": config.experiments.count(),
+        "urls": _record_urls("model_config", config.pk),
+    }
+    return render(request, "pages/model_config_detail.html", context)
+
+
+@org_required
+def model_config_edit(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Change a model config; refused while experiments use it (a copy can be edited instead)."""
+    config = queries.owned(ModelConfig, actor.organisation, pk)
+    if config.is_in_use:
+        copy = _record_urls("model_config", config.pk)["copy"]
+        return _refused(request, config, copy, reverse("pages:model_config", args=[config.pk]))
+    return _model_config_form(request, actor, instance=config)
+
+
+@require_POST
+@org_required
+def model_config_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """Delete a model config no experiment uses."""
+    config = queries.owned(ModelConfig, actor.organisation, pk)
+    return _delete(request, config, records.delete, "pages:model_configs", "pages:model_config")
 
 
 # -------------------------------------------------------------------------------------------- experiments

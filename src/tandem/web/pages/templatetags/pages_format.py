@@ -68,6 +68,12 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
+def json_value(value: Any) -> str:
+    """A spec value as it is written in a spec: [64, 32], true, null, "relu"."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@register.filter
 def ago(moment: datetime | None) -> str:
     """How long ago `moment` was: "just now" under a minute, else "5 minutes ago" (Django's timesince)."""
     if moment is None:

@@ -20,23 +20,46 @@
     return value === null || value === undefined ? "—" : Number(value).toFixed(3);
   }
 
-  // A chart config from the server: {type, data, axes: {percent, secondary, x_title}}.
+  // Decimals that keep neighbouring ticks apart (ticks 0.0025 apart on a percent axis need one: 33.8%, 34.0%).
+  function tickDecimals(ticks, scale) {
+    const step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) * scale : 0;
+    return step > 0 ? Math.max(0, Math.ceil(-Math.log10(step) - 1e-9)) : 0;
+  }
+
+  function tickFormat(percent) {
+    const scale = percent ? 100 : 1;
+    return (value, index, ticks) => (value * scale).toFixed(tickDecimals(ticks, scale)) + (percent ? "%" : "");
+  }
+
+  function axisTitle(text) {
+    return { display: !!text, text: text || "" };
+  }
+
+  // A chart config from the server: {type, data, axes: {percent, secondary, x_title, y_title, y1_title, offset,
+  // numeric_x}}.
   function chartOptions(config) {
     const axes = config.axes || {};
-    const y = { ticks: {}, grid: { color: "#eef1f6" } };
-    if (axes.percent) {
-      y.ticks.callback = (v) => (v * 100).toFixed(0) + "%";
-    }
-    const scales = {
-      x: {
-        title: { display: !!axes.x_title, text: axes.x_title || "" },
-        grid: { display: false },
-        ticks: { maxRotation: 0, autoSkipPadding: 12 },
-      },
-      y: y,
+    const y = { ticks: { callback: tickFormat(axes.percent) }, grid: { color: "#eef1f6" }, title: axisTitle(axes.y_title) };
+    const x = {
+      title: axisTitle(axes.x_title),
+      grid: { display: false },
+      ticks: { maxRotation: 0, autoSkipPadding: 12 },
+      offset: !!axes.offset || config.type === "bar",
     };
+    if (axes.numeric_x) {
+      // A histogram's bars sit at their bins' centres on a numeric axis: round tick values, bars touching.
+      x.type = "linear";
+      x.offset = false;
+      x.ticks.callback = tickFormat(false);
+    }
+    const scales = { x: x, y: y };
     if (axes.secondary) {
-      scales.y1 = { position: "right", grid: { drawOnChartArea: false }, ticks: { callback: (v) => Number(v).toFixed(2) } };
+      scales.y1 = {
+        position: "right",
+        grid: { drawOnChartArea: false },
+        ticks: { callback: tickFormat(false) },
+        title: axisTitle(axes.y1_title),
+      };
     }
     return {
       responsive: true,
@@ -55,6 +78,7 @@
             label: (ctx) => {
               const onPercentAxis = axes.percent && ctx.dataset.yAxisID !== "y1";
               const v = ctx.parsed.y;
+              if (config.type === "bar") return ctx.dataset.label + ": " + v;  // a count
               return ctx.dataset.label + ": " + (onPercentAxis ? formatPercent(v) : formatNumber(v));
             },
           },
@@ -190,6 +214,54 @@
 
   // -------------------------------------------------------------------------------------------- misc
 
+  // The experiment form shows the split fields that the chosen split reads: a cutoff only for a time split, a test
+  // fraction unless a cutoff decides the test rows (leave-last-out tests each buyer's last row). A hidden cutoff
+  // is disabled, so that it is not sent (the engine refuses a cutoff for other splits); a hidden test fraction is
+  // still sent, and unused.
+  function wireSplit(root) {
+    all(root, "#experiment-form").forEach((form) => {
+      const kind = form.querySelector("[name=split_kind]");
+      const cutoff = form.querySelector("[name=split_cutoff]");
+      const fraction = form.querySelector("[name=test_fraction]");
+      if (!kind || !cutoff || !fraction) return;
+      const show = (input, shown) => { input.closest(".field").hidden = !shown; };
+      const update = () => {
+        show(cutoff, kind.value === "time");
+        cutoff.disabled = kind.value !== "time";
+        show(fraction, kind.value === "random" || (kind.value === "time" && !cutoff.value.trim()));
+      };
+      kind.addEventListener("change", update);
+      cutoff.addEventListener("input", update);
+      update();
+    });
+  }
+
+  // A button[data-copy=ID] copies the text of element ID and says so.
+  function wireCopy(root) {
+    all(root, "button[data-copy]").forEach((button) => {
+      const label = button.textContent;
+      button.addEventListener("click", async () => {
+        const text = document.getElementById(button.dataset.copy).textContent;
+        try {
+          await navigator.clipboard.writeText(text);
+          button.textContent = "Copied";
+        } catch (error) {
+          button.textContent = "Copy failed: select the text instead";
+        }
+        setTimeout(() => { button.textContent = label; }, 2000);
+      });
+    });
+  }
+
+  // A form[data-confirm] asks before it is sent (deleting cannot be undone).
+  function wireConfirm(root) {
+    all(root, "form[data-confirm]").forEach((form) => {
+      form.addEventListener("submit", (event) => {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
   function wireAutosubmit(root) {
     all(root, "select[data-autosubmit]").forEach((select) => {
       select.addEventListener("change", () => select.form.submit());
@@ -203,6 +275,9 @@
     wireFeatureTable(root);
     wireUpload(root);
     wireAutosubmit(root);
+    wireCopy(root);
+    wireSplit(root);
+    wireConfirm(root);
     all(root, "form[data-model-form]").forEach((form) => {
       form.addEventListener("change", (event) => {
         if (event.target.name === "model-type") showForType(form);

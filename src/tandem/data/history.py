@@ -1,0 +1,85 @@
+"""Each buyer's purchases in the training split, one entry per buyer–product pair: how many distinct orders
+and when the latest one was.
+
+An order is a buyer's lines at one timestamp (an invoice or a basket is written at one time). Aggregated
+data carries the count of distinct timestamps of each pair's lines (`__orders`, counted before aggregation);
+data without timestamps counts each row as an order, and the row position stands in for time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tandem.data.prepare import ORDERS, TS
+
+
+@dataclass(frozen=True)
+class PurchaseHistory:
+    """Training purchases grouped by buyer (CSR): buyer b's pairs are entries indptr[b]:indptr[b + 1],
+    ordered by product index."""
+
+    indptr: np.ndarray  # [n_buyers + 1] int64
+    product: np.ndarray  # [P] int64 product index of each pair
+    orders: np.ndarray  # [P] int64 distinct orders of each pair
+    last: np.ndarray  # [P] int64 time of each pair's latest order (seconds, or row position)
+    n_products: int
+
+    @property
+    def n_buyers(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def buyer(self) -> np.ndarray:
+        """[P] buyer code of each pair."""
+        return np.repeat(np.arange(self.n_buyers), np.diff(self.indptr))
+
+    def bought(self, buyers: np.ndarray, products: np.ndarray) -> np.ndarray:
+        """[n] bool: whether each (buyer, product) pair was bought in training."""
+        keys = self.buyer * self.n_products + self.product  # sorted: grouped by buyer, products ascending
+        wanted = np.asarray(buyers, np.int64) * self.n_products + np.asarray(products, np.int64)
+        at = np.searchsorted(keys, wanted)
+        return (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted) if len(keys) else at < 0
+
+    def ranked(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each buyer's products, most orders first, then the latest order first, then by product index:
+        CSR (indptr, products) with the same indptr."""
+        order = np.lexsort((self.product, -self.last, -self.orders, self.buyer))
+        return self.indptr, self.product[order]
+
+
+def purchase_history(
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    buyer_codes: np.ndarray,
+    product_codes: np.ndarray,
+    n_buyers: int,
+    n_products: int,
+) -> PurchaseHistory:
+    """The purchase history of `rows` (the training rows) of an interactions frame.
+
+    buyer_codes, product_codes: [len(frame)] each row's buyer code and product index.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    buyer = buyer_codes[rows].astype(np.int64)
+    product = product_codes[rows].astype(np.int64)
+    time = frame[TS].to_numpy(np.int64)[rows] if TS in frame else rows
+    if ORDERS in frame:
+        weight = frame[ORDERS].to_numpy(np.int64)[rows]
+    else:  # one order per distinct (pair, time); without timestamps each row is its own time
+        key = pd.MultiIndex.from_arrays([buyer, product, time])
+        weight = (~key.duplicated()).astype(np.int64)
+    pairs = pd.DataFrame({"b": buyer, "p": product, "orders": weight, "last": time})
+    grouped = pairs.groupby(["b", "p"], sort=True).agg(orders=("orders", "sum"), last=("last", "max"))
+    b = grouped.index.get_level_values("b").to_numpy(np.int64)
+    indptr = np.zeros(n_buyers + 1, dtype=np.int64)
+    np.add.at(indptr, b + 1, 1)
+    return PurchaseHistory(
+        indptr=np.cumsum(indptr),
+        product=grouped.index.get_level_values("p").to_numpy(np.int64),
+        orders=grouped["orders"].to_numpy(np.int64),
+        last=grouped["last"].to_numpy(np.int64),
+        n_products=n_products,
+    )
