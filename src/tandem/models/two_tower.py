@@ -66,19 +66,19 @@ class TwoTowerModel(nn.Module):
         )
         self.ranking_task = RankingTask(spec.ranking_loss, huber_delta=spec.huber_delta)
         self.rating_head: nn.Sequential | None = None
-        if spec.has_ranking:
+        if spec.type != "retrieval":  # a zero-weight ranking task still has its head, so its loss can be logged
             dim = self.query_tower.output_dim
             head_in = 2 * dim if spec.rating_head_input == "concat" else 3 * dim
             self.rating_head = mlp(head_in, spec.rating_head_layers, spec.activation, spec.dropout)
 
     @property
     def has_retrieval(self) -> bool:
-        """The spec's own definition (type and loss weight): this model learns retrieval."""
+        """The spec's own definition (type and loss weight): this model learns, is evaluated and served for retrieval."""
         return self.spec.has_retrieval
 
     @property
     def has_ranking(self) -> bool:
-        """The spec's own definition: this model learns ranking (and has a rating head)."""
+        """The spec's own definition: this model learns, is evaluated and served for ranking."""
         return self.spec.has_ranking
 
     def rate(self, query_embeddings: torch.Tensor, candidate_embeddings: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,7 @@ class TwoTowerModel(nn.Module):
         total = queries.new_zeros(())
         logged = queries.new_zeros(())
         parts: dict[str, torch.Tensor] = {}
-        if self.has_retrieval:
+        if self.spec.type != "ranking":  # logged even at weight 0
             loss = self.retrieval_task(
                 queries,
                 candidates,
@@ -117,7 +117,7 @@ class TwoTowerModel(nn.Module):
             if self.retrieval_weight:
                 total = total + self.retrieval_weight * loss
                 logged = logged + self.retrieval_weight * parts["retrieval_loss"]
-        if self.has_ranking:
+        if self.rating_head is not None:
             raw = self.rate(queries[batch.query_index], candidates[batch.candidate_index])
             loss = self.ranking_task(raw, batch.labels)
             parts["ranking_loss"] = loss.detach()

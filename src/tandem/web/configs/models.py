@@ -77,7 +77,7 @@ class FeatureConfig(SpecSections):
 
     SECTIONS = {"features": FeaturesSpec}
 
-    features = models.JSONField(_("features"), help_text=_("The spec's features section."))
+    features = models.JSONField(_("features"), blank=True, help_text=_("The spec's features section."))
 
     class Meta(OwnedModel.Meta):
         db_table = "tandem_feature_config"
@@ -104,8 +104,11 @@ class ModelConfig(SpecSections):
     model_type = models.CharField(
         _("model type"), max_length=20, choices=engine.choices_of(ModelSpec, "type"), editable=False, db_index=True
     )
-    model = models.JSONField(_("model"), default=default_model, help_text=_("The spec's model section."))
-    training = models.JSONField(_("training"), default=default_training, help_text=_("The spec's training section."))
+    # blank: an empty section is the engine's to judge (its defaults, or the problems of its required keys).
+    model = models.JSONField(_("model"), default=default_model, blank=True, help_text=_("The spec's model section."))
+    training = models.JSONField(
+        _("training"), default=default_training, blank=True, help_text=_("The spec's training section.")
+    )
 
     class Meta(OwnedModel.Meta):
         db_table = "tandem_model_config"

@@ -126,5 +126,6 @@ class Experiment(OwnedModel):
 
     @property
     def model_section(self) -> ModelSpec:
-        """The model section of the spec it runs: what it learns (`has_retrieval`, `has_ranking`)."""
-        return ModelSpec.model_validate(self.spec["model"])
+        """The model section of the spec it runs: what it learns (`has_retrieval`, `has_ranking`); the type's
+        defaults while it has no spec."""
+        return ModelSpec.model_validate((self.spec or {}).get("model") or {"type": self.model_type})

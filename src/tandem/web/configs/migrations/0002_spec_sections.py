@@ -73,13 +73,16 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="featureconfig",
             name="features",
-            field=models.JSONField(default=dict, help_text="The spec's features section.", verbose_name="features"),
+            field=models.JSONField(
+                blank=True, default=dict, help_text="The spec's features section.", verbose_name="features"
+            ),
             preserve_default=False,
         ),
         migrations.AddField(
             model_name="modelconfig",
             name="model",
             field=models.JSONField(
+                blank=True,
                 default=tandem.web.configs.models.default_model,
                 help_text="The spec's model section.",
                 verbose_name="model",
@@ -89,6 +92,7 @@ class Migration(migrations.Migration):
             model_name="modelconfig",
             name="training",
             field=models.JSONField(
+                blank=True,
                 default=tandem.web.configs.models.default_training,
                 help_text="The spec's training section.",
                 verbose_name="training",
