@@ -17,6 +17,7 @@ import pandas as pd
 from tandem.data.derived import add_derived
 from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
+from tandem.data.timestamps import guess_format, is_temporal, timestamp_sql
 from tandem.errors import DataError, Problem, SpecError
 from tandem.spec import ExperimentSpec
 
@@ -55,26 +56,6 @@ def _feature_columns(spec: ExperimentSpec) -> list[tuple[str, str]]:
         for i, f in enumerate(getattr(spec.features, side)):
             out.append((f"features.{side}.{i}.column", f.column))
     return out
-
-
-# Date and time layouts tried, over every value, when a timestamp column is text and no format is declared.
-TIMESTAMP_FORMATS = (
-    "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d",
-    "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S",
-)  # fmt: skip
-
-
-def _timestamp_sql(column: str, duckdb_type: str, fmt: str | None = None) -> str:
-    """Unix seconds of a timestamp column: numbers as they are, dates and times by epoch, text by `fmt`
-    (strptime) or, without one, as ISO 8601."""
-    col = quote(column)
-    if is_numeric(duckdb_type):
-        return f"CAST({col} AS BIGINT)"
-    if duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
-        return f"CAST(epoch({col}) AS BIGINT)"
-    if fmt is not None:
-        return f"CAST(epoch(try_strptime(CAST({col} AS VARCHAR), {literal(fmt)})) AS BIGINT)"
-    return f"CAST(epoch(TRY_CAST({col} AS TIMESTAMPTZ)) AS BIGINT)"
 
 
 def _filter_sql(op: str, column: str, value: Any) -> str:
@@ -205,34 +186,15 @@ class _Loader:
             self.problems.append(Problem(path, f"'{pattern}' is not a regular expression DuckDB (RE2) reads: {reason}"))
 
     def _timestamp_format(self, column: str, duckdb_type: str) -> str | None:
-        """The declared format, or for a text column the one layout that reads every value (None: ISO 8601).
-
-        Guessing from every value, not the first lines, tells 11/13/2000 (M/D/Y) from 13/11/2000 (D/M/Y); when
-        two layouts read every value (all days ≤ 12) the user must choose, since either could be right.
-        """
+        """The declared format, or for a text column the layout that reads its values (None: ISO 8601)."""
         declared = self.spec.data.transactions.timestamp_format
-        if declared or is_numeric(duckdb_type) or duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
+        if declared or is_numeric(duckdb_type) or is_temporal(duckdb_type):
             return declared
-        col = quote(column)
-        counts = self.con.execute(
-            f"SELECT count({col}), count(TRY_CAST({col} AS TIMESTAMPTZ)), "
-            + ", ".join(f"count(try_strptime(CAST({col} AS VARCHAR), {literal(f)}))" for f in TIMESTAMP_FORMATS)
-            + " FROM tx"
-        ).fetchone()
-        total, iso, by_format = counts[0], counts[1], dict(zip(TIMESTAMP_FORMATS, counts[2:], strict=True))
-        complete = [f for f, n in by_format.items() if n == total]
-        if iso == total or total == 0:
-            return None
-        if len(complete) > 1:
-            self.problems.append(
-                Problem(
-                    "data.transactions.timestamp_format",
-                    f"every value of '{column}' fits {' and '.join(complete)}; declare which one is meant",
-                )
-            )
-            return None
-        best = max(by_format, key=lambda f: by_format[f])
-        return best if by_format[best] > iso else None
+        guess = guess_format(self.con, "tx", column)
+        if guess.ties:
+            message = f"every value of '{column}' fits {' and '.join(guess.ties)}; declare which one is meant"
+            self.problems.append(Problem("data.transactions.timestamp_format", message))
+        return guess.format
 
     @staticmethod
     def _unknown(col: str, where: str, columns: dict[str, str]) -> str:
@@ -260,7 +222,7 @@ class _Loader:
             fmt = self._timestamp_format(d.timestamp, tx[d.timestamp])
             if self.problems:
                 raise SpecError(self.problems)
-            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
+            select.append(f"{timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
         # File order breaks ties when rows are not aggregated; aggregated rows are ordered by their keys.
