@@ -132,11 +132,11 @@ def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: 
     return _per_value(con, value, "v", label) if distinct <= BINS else _binned(con, value, label)
 
 
-def _file_bars(path: Path, table: dict[str, Any], ids: set[str], times: set[str]) -> dict[str, list[Bar]]:
+def _file_bars(source: TableSource, table: dict[str, Any], ids: set[str], times: set[str]) -> dict[str, list[Bar]]:
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")  # it would draw on the server's terminal
-        read_source(con, TableSource(path=str(path), format=table.get("format", "auto")), "t")
+        read_source(con, source, "t")
         con.execute("CREATE TABLE m AS SELECT * FROM t")  # one read of the file for every column
         columns = table.get("columns", [])
         return {c["name"]: _column_bars(con, c, c["name"] in ids, c["name"] in times) for c in columns}
@@ -159,7 +159,8 @@ def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
         ids.add({"buyers": dataset.buyers_key, "products": dataset.products_key}.get(role, ""))
         try:
             times = {dataset.timestamp_column} if role == "transactions" else set()
-            out[role] = _file_bars(Path(field.path), table, ids, times)
+            source = TableSource(**{**dataset.table_source(role), "path": str(Path(field.path))})  # its reading options
+            out[role] = _file_bars(source, table, ids, times)
         except (duckdb.Error, DataError, OSError, ValueError):
             out[role] = {}
     cache.set(key, out, timeout=3600)
