@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,19 @@ def _charts_drawn(page: Any, within: str) -> int:
     return count
 
 
+def _close_runs(experiment: int) -> None:
+    """Three more completed runs like `experiment`, each a little better (+0.05 points of recall@100): their
+    best-so-far line spans a fraction of a percent, where whole-percent ticks would repeat."""
+    from tandem.web.experiments.models import Experiment
+
+    for i in range(1, 4):
+        run = Experiment.objects.get(pk=experiment)
+        run.pk, run.name = None, f"close {i}"
+        run.recall_at_100 += 0.0005 * i
+        run.finished_at += timedelta(minutes=i)
+        run.save()
+
+
 def _configs_in_use(page: Any, shot: Screens, dataset: int) -> None:
     """Read each config's page; edits of a used config are refused, so a copy is edited and then deleted."""
     page.goto("/feature-configs/")
@@ -220,7 +234,7 @@ def _configs_in_use(page: Any, shot: Screens, dataset: int) -> None:
     assert page.locator("#record-actions .btn.disabled", has_text="Edit").is_visible()
     shot(page, "feature-config-detail")
     page.goto(page.url + "edit/")
-    assert "used by 2 experiments" in page.inner_text("#refused")
+    assert "used by 5 experiments" in page.inner_text("#refused")  # the two runs and three close ones
     shot(page, "feature-config-edit-refused")
     page.click("#copy-and-edit")
     assert page.input_value("#id_name") == "ids and category (copy)"
@@ -354,6 +368,10 @@ def test_a_person_trains_reads_and_compares_experiments(
     )
     assert titles == ["recall@100", "test RMSE"]
     shot(page, "dashboard-multitask")
+    _close_runs(retrieval)
+    page.goto("/dashboard/?type=retrieval")
+    _charts_drawn(page, "#dashboard-panel")  # values 0.05 points apart: the ticks show enough decimals to differ
+    shot(page, "dashboard-close-runs")
 
     _configs_in_use(page, shot, dataset)
     _api_docs(page, shot)
