@@ -36,6 +36,22 @@ def _format_table(metrics: dict[str, float]) -> str:
     return "\n".join(f"  {k:<{width}}  {metrics[k]:.4f}" for k in keys)
 
 
+def _format_lifts(metrics: dict[str, float]) -> str:
+    """Recall of the model beside the best baseline at each K, for all, repeat and explore test pairs."""
+    from tandem.evaluation.metrics import lifts
+
+    ks = sorted({int(k.rsplit("_", 1)[1]) for k in metrics if k.startswith("recall_at_")})
+    rows = lifts(metrics, ks)
+    if not rows:
+        return ""
+    lines = ["  model vs best baseline   model   baseline               lift"]
+    for r in rows:
+        name = f"{(r.subset or 'all_').rstrip('_')} recall@{r.k}"
+        lift = f"x{r.lift:.2f}" if r.lift is not None else "-"
+        lines.append(f"  {name:<22}  {r.model:.4f}  {r.baseline:<14} {r.baseline_value:.4f}  {lift}")
+    return "\n".join(lines)
+
+
 def _print_problems(err: SpecError) -> None:
     n = len(err.problems)
     print(f"{n} problem{'s' if n != 1 else ''} found:", file=sys.stderr)
@@ -60,6 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     print(_format_table(result.metrics))
+    print(_format_lifts(result.metrics))
     print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml, model/ and bundle/")
     return 0
 

@@ -319,16 +319,19 @@ def test_a_person_trains_reads_and_compares_experiments(
         assert card.get_attribute("data-status") == "completed", card.inner_text() + workers.logs()
     shot(page, "experiments-completed")
     mt_rows, ret_rows = _rows(page, multitask), _rows(page, retrieval)
-    assert len(mt_rows) == 2 and len(ret_rows) == 1
+    assert len(mt_rows) == 3 and len(ret_rows) == 2
     recall = r"Retrieval: R@5 \d+\.\d% R@10 \d+\.\d% R@50 \d+\.\d% R@100 \d+\.\d%"
     assert re.fullmatch(recall, mt_rows[0]) and re.fullmatch(recall, ret_rows[0]), (mt_rows, ret_rows)
-    assert re.fullmatch(r"Ranking: RMSE \d+\.\d{3} MAE \d+\.\d{3} Test RMSE \d+\.\d{3} Test MAE \d+\.\d{3}", mt_rows[1])
+    lift = r"Lift over best baseline: all@10 ×\d+\.\d\d all@100 ×\d+\.\d\d .*explore@100 ×\d+\.\d\d"
+    assert re.fullmatch(lift, mt_rows[1]) and re.fullmatch(lift, ret_rows[1]), (mt_rows, ret_rows)
+    assert re.fullmatch(r"Ranking: RMSE \d+\.\d{3} MAE \d+\.\d{3} Test RMSE \d+\.\d{3} Test MAE \d+\.\d{3}", mt_rows[2])
 
     page.goto(f"/experiments/{multitask}/")
     assert _charts_drawn(page, "#curves") == 5  # three losses, validation recall, validation errors
     assert _charts_drawn(page, "#weights") == 6  # query, candidate, rating head: trend and histogram each
     metrics = page.inner_text("#metrics").lower()
-    assert "popularity baseline" in metrics and "test rmse" in metrics and "mean-predictor baseline" in metrics
+    assert "best baseline" in metrics and "new products" in metrics
+    assert "test rmse" in metrics and "mean-predictor baseline" in metrics
     assert "on rating" in page.inner_text("#metrics [data-scale]")
     assert "retrieval 1.5 · ranking 0.7" in page.inner_text("#configuration")
     assert page.locator("#deploy-panel").is_visible()

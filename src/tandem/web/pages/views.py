@@ -69,7 +69,7 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
 def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Counts, what is training now, and a leaderboard tab per model type (htmx swaps only the tab)."""
     org = actor.organisation
-    panel = queries.dashboard_panel(org, request.GET.get("type", ""))
+    panel = queries.dashboard_panel(org, request.GET.get("type", ""), request.GET.get("by", ""))
     panel["chart"] = charts.best_over_time_chart(panel["tab"], panel.pop("best"))
     if _htmx(request) and request.headers.get("HX-Target") == "dashboard-panel":
         return render(request, "pages/partials/dashboard_panel.html", panel)
