@@ -130,6 +130,9 @@ def test_init_does_not_replace_a_spec_without_force(tmp_path, capsys):
     assert main(args) == 1 and out.read_text() == "mine"
     assert main([*args, "--force"]) == 0 and "cutoff:" in out.read_text()
     assert "next: tandem validate" in capsys.readouterr().out
+    spec = load_spec(out)  # without --target the ranking task predicts order counts
+    assert (spec.features.target, spec.features.target_transform) == ("n_orders", "log1p")
+    assert main(["validate", str(out)]) == 0
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from typing import Any
 from tandem.data.profile import ColumnProfile, DataProfile, profile_data
 from tandem.errors import TandemError
 from tandem.notes import Note, plain, to_yaml
-from tandem.spec import ExperimentSpec, parse_spec
+from tandem.spec import EvaluationSpec, ExperimentSpec, ModelSpec, parse_spec
 
 TEST_SHARE = 0.225  # the last ~22% of the time span is the test period (20–25% is the usual protocol)
 STEPS_PER_RUN = 500  # optimiser steps a first run should take: enough to converge, short enough to iterate
@@ -273,12 +273,18 @@ def recommend(profile: DataProfile, out_dir: Path) -> dict[str, Any]:
     stem = Path(profile.transactions).name.split(".")[0]
     data = _data(profile, out_dir, target_name, orders_name)
     cutoff, _ = _cutoff(profile)
-    return {
+    spec = {
         "name": stem,
         "data": data,
         "features": _features(profile, target_name, orders_name),
         **recommended_model(profile, _train_pairs(profile, cutoff)),
     }
+    ks = [k for k in EvaluationSpec().ks if k <= profile.products]
+    if len(ks) < len(EvaluationSpec().ks):  # a list cannot be longer than the catalog
+        why = f"the catalog has {_n(profile.products)} products, so lists stop there"
+        spec["model"]["top_k"] = Note(min(ModelSpec().top_k, profile.products), why)
+        spec["evaluation"] = {"ks": Note(ks or [profile.products], why)}
+    return spec
 
 
 def init_spec(out: str | Path, transactions: str, **profile_options: Any) -> tuple[ExperimentSpec, str]:
