@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -224,8 +225,18 @@ def _features(profile: DataProfile, target_name: str, orders_name: str) -> Note:
 # ------------------------------------------------------------------------------------------- model
 
 
-def recommended_model(profile: DataProfile, train_pairs: int) -> dict[str, Any]:
-    """The model, training and evaluation sections recommended for this data (values as Notes).
+@dataclass
+class Recipe:
+    """The model part of a recommendation: features the recipe adds to the buyer tower (such as purchase
+    history), and the model and training sections. Values are Notes or plain values."""
+
+    buyer_features: list[Note] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def recommended_model(profile: DataProfile, train_pairs: int) -> Recipe:
+    """The recipe recommended for this data.
 
     Today's best multitask settings: two-layer towers to a 32-wide embedding, a mean retrieval loss with
     the sampling (logQ) correction, Adam, and an epoch count that gives about STEPS_PER_RUN steps.
@@ -233,8 +244,8 @@ def recommended_model(profile: DataProfile, train_pairs: int) -> dict[str, Any]:
     batch = 8192 if train_pairs >= 200_000 else 1024
     steps = max(1, math.ceil(train_pairs / batch))
     epochs = min(20, max(3, math.ceil(STEPS_PER_RUN / steps)))
-    return {
-        "model": {
+    return Recipe(
+        model={
             "type": Note("multitask", "retrieval (which products) and ranking (how much) learned together"),
             "buyer_tower_layers": Note([64, 32], "towers map their features to a 32-wide embedding"),
             "product_tower_layers": [64, 32],
@@ -244,14 +255,14 @@ def recommended_model(profile: DataProfile, train_pairs: int) -> dict[str, Any]:
             "retrieval_loss_reduction": Note("mean", "the loss per pair does not grow with the batch size"),
             "logq_correction": Note(True, "popular products are not over-rewarded for appearing in many batches"),
         },
-        "training": {
+        training={
             "optimizer": "adam",
             "learning_rate": 0.003,
             "batch_size": Note(batch, f"{_n(train_pairs)} training pairs"),
             "epochs": Note(epochs, f"{steps} steps per epoch → about {epochs * steps} steps in all"),
             "seed": 42,
         },
-    }
+    )
 
 
 # --------------------------------------------------------------------------------------------- all
@@ -273,12 +284,10 @@ def recommend(profile: DataProfile, out_dir: Path) -> dict[str, Any]:
     stem = Path(profile.transactions).name.split(".")[0]
     data = _data(profile, out_dir, target_name, orders_name)
     cutoff, _ = _cutoff(profile)
-    spec = {
-        "name": stem,
-        "data": data,
-        "features": _features(profile, target_name, orders_name),
-        **recommended_model(profile, _train_pairs(profile, cutoff)),
-    }
+    recipe = recommended_model(profile, _train_pairs(profile, cutoff))
+    features = _features(profile, target_name, orders_name)
+    features.value["buyer"].value.extend(recipe.buyer_features)
+    spec = {"name": stem, "data": data, "features": features, "model": recipe.model, "training": recipe.training}
     ks = [k for k in EvaluationSpec().ks if k <= profile.products]
     if len(ks) < len(EvaluationSpec().ks):  # a list cannot be longer than the catalog
         why = f"the catalog has {_n(profile.products)} products, so lists stop there"
