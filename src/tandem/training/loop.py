@@ -59,6 +59,10 @@ def train(
     """Train `model` in place; returns (history, weight statistics), one entry per epoch."""
     t = spec.training
     device = torch.device(t.device)
+    # With more than one thread, CPU backward passes of indexing ops (index_put with accumulate: gathered
+    # embeddings, scores of repeated candidates) add in an order that varies between runs, and a spec and seed
+    # gave other losses (1e-9 at epoch 1) and other metrics. Deterministic kernels make CPU runs identical.
+    torch.use_deterministic_algorithms(device.type == "cpu")
     generator = torch.Generator().manual_seed(t.seed)
     optimizers = make_optimizers(model, t)
     rows = data.train
