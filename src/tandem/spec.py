@@ -242,8 +242,32 @@ class TimeFeature(_FeatureBase):
     transform: Literal["timestamp"]
 
 
+class HistoryFeature(_FeatureBase):
+    """The buyer's past purchases (YouTube DNN's watch history): the values of the product column `column`
+    (the product id, or an attribute such as a category) the buyer bought in the training split, as a weighted
+    bag pooled over the product tower's own embedding of that column, so the query tower knows what the buyer
+    buys. Buyer side only; the buyer is looked up by `data.buyer_id`."""
+
+    transform: Literal["history"]
+    weighting: Literal["count", "recency"] = Field(
+        "count", description="'count': orders per value; 'recency': each order decays with `half_life_days`."
+    )
+    half_life_days: float = Field(30.0, gt=0.0, description="Recency weighting: an order this old counts half.")
+    max_items: int = Field(200, ge=1, le=10_000, description="The heaviest values kept per buyer.")
+    count_column: str | None = Field(
+        None, description="A numeric column of orders per row (e.g. an aggregate such as n_orders); 1 when omitted."
+    )
+    leave_out_target: bool = Field(
+        True, description="In training, each row's own product is taken out of its buyer's history (no self-leak)."
+    )
+
+    @property
+    def feature_name(self) -> str:
+        return self.name or f"history_{self.column}"
+
+
 Feature = Annotated[
-    IdFeature | HashFeature | NumericFeature | BucketFeature | TextFeature | TimeFeature,
+    IdFeature | HashFeature | NumericFeature | BucketFeature | TextFeature | TimeFeature | HistoryFeature,
     Field(discriminator="transform"),
 ]
 
@@ -287,6 +311,13 @@ class ModelSpec(Section):
     temperature: float = Field(1.0, gt=0.0)
     remove_accidental_hits: bool = False
     logq_correction: bool = False
+    retrieval_negatives: Literal["in_batch", "catalog"] = Field(
+        "in_batch",
+        description="'catalog': a softmax over the whole catalog when it has at most catalog_softmax_max_products "
+        "products, else over sampled_negatives products drawn uniformly and shared by the batch (plus its positives).",
+    )
+    catalog_softmax_max_products: int = Field(100_000, ge=1)
+    sampled_negatives: int = Field(8192, ge=1)
     retrieval_loss_reduction: Literal["sum", "mean"] = Field(
         "sum", description="'sum' matches TensorFlow Recommenders' Retrieval task."
     )
@@ -468,15 +499,26 @@ def _rating_head_ends_in_one(spec: ExperimentSpec) -> Problem | None:
 _DENSE_WIDTHS = {"numeric": 1, "timestamp": 5}
 
 
-def _tower_output(layers: list[int], features: list) -> int:
+def _tower_output(layers: list[int], features: list, product: list) -> int:
     if layers:
         return layers[-1]
-    return sum(_DENSE_WIDTHS.get(f.transform) or f.embedding_dim for f in features)
+    return sum(_DENSE_WIDTHS.get(f.transform) or _embedding_dim(f, product) for f in features)
+
+
+def _embedding_dim(feature: Any, product: list) -> int:
+    """A feature's embedding width; a history bag has the width of the product feature it shares."""
+    if feature.transform != "history":
+        return feature.embedding_dim
+    return next((p.embedding_dim for p in product if p.column == feature.column and p.transform in _SHAREABLE), 0)
+
+
+_SHAREABLE = ("id", "categorical")
 
 
 def _towers_agree(spec: ExperimentSpec) -> Problem | None:
-    b = _tower_output(spec.model.buyer_tower_layers, spec.features.buyer)
-    p = _tower_output(spec.model.product_tower_layers, spec.features.product)
+    product = spec.features.product
+    b = _tower_output(spec.model.buyer_tower_layers, spec.features.buyer, product)
+    p = _tower_output(spec.model.product_tower_layers, product, product)
     if b != p:
         return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b}, product {p}")
     return None
@@ -525,6 +567,46 @@ def _bce_needs_plain_target(spec: ExperimentSpec) -> Problem | None:
     return None
 
 
+def _history_shares_a_product_feature(spec: ExperimentSpec) -> Problem | None:
+    shareable = {f.column for f in spec.features.product if f.transform in _SHAREABLE}
+    for i, f in enumerate(spec.features.buyer):
+        if f.transform == "history" and f.column not in shareable:
+            return Problem(
+                f"features.buyer.{i}.column",
+                f"a history bag shares the product tower's embedding of '{f.column}', so the product side needs an "
+                f"id or categorical feature on that column (it has: {', '.join(sorted(shareable)) or 'none'})",
+            )
+    return None
+
+
+def _history_only_for_buyers(spec: ExperimentSpec) -> Problem | None:
+    for i, f in enumerate(spec.features.product):
+        if f.transform == "history":
+            return Problem(
+                f"features.product.{i}.transform", "a purchase history describes a buyer: use it on the buyer side"
+            )
+    return None
+
+
+def _recency_needs_timestamp(spec: ExperimentSpec) -> Problem | None:
+    for i, f in enumerate(spec.features.buyer):
+        if f.transform == "history" and f.weighting == "recency" and not spec.data.timestamp:
+            return Problem(f"features.buyer.{i}.weighting", "recency weighting needs data.timestamp")
+    return None
+
+
+def _catalog_softmax_without_logq(spec: ExperimentSpec) -> Problem | None:
+    m = spec.model
+    if m.retrieval_negatives == "catalog" and (m.logq_correction or m.remove_accidental_hits):
+        field = "logq_correction" if m.logq_correction else "remove_accidental_hits"
+        return Problem(
+            f"model.{field}",
+            f"{field} corrects in-batch negatives; with retrieval_negatives 'catalog' every product is a negative "
+            "once, so set it to false",
+        )
+    return None
+
+
 RULES = (
     _split_cutoff_only_for_time,
     _unique_derived_names,
@@ -538,6 +620,10 @@ RULES = (
     _early_stopping_metric_is_measured,
     _sparse_without_weight_decay,
     _bce_needs_plain_target,
+    _history_shares_a_product_feature,
+    _history_only_for_buyers,
+    _recency_needs_timestamp,
+    _catalog_softmax_without_logq,
 )
 
 
@@ -564,6 +650,7 @@ def _is_union_tag(part: str | int) -> bool:
         "bucketize",
         "text",
         "timestamp",
+        "history",
     }
 
 

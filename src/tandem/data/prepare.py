@@ -55,6 +55,10 @@ def _feature_columns(spec: ExperimentSpec) -> list[tuple[str, str]]:
     for side in ("buyer", "product"):
         for i, f in enumerate(getattr(spec.features, side)):
             out.append((f"features.{side}.{i}.column", f.column))
+            if f.transform == "history":  # a history bag is looked up by buyer and may count orders
+                out.append(("data.buyer_id", spec.data.buyer_id))
+                if f.count_column:
+                    out.append((f"features.{side}.{i}.count_column", f.count_column))
     return out
 
 

@@ -5,6 +5,10 @@ every other row's product is a negative), computed exactly but over the *distinc
 the batch: a batch of B rows with Uq distinct query rows and Uc distinct products costs O(Uq × Uc × d)
 instead of O(B² × d). The duplicate columns of the B × B form are folded in as `log(count)` per distinct
 product, which is the same sum of exponentials.
+
+The same loss over other candidate sets: `catalog_candidates` gives every product of the catalog once (a full
+softmax, count 1 each, no sampling to correct), or, for catalogs above a size, a uniform sample shared by the
+batch plus the batch's own products.
 """
 
 from __future__ import annotations
@@ -47,6 +51,22 @@ def in_batch_softmax_loss(
         share = extra * torch.exp(positive - row_lse)
         row_lse = row_lse + torch.log1p(-share.clamp(max=1 - 1e-7))
     return row_lse - positive
+
+
+def catalog_candidates(
+    products: torch.Tensor, n_catalog: int, *, max_products: int, sampled: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates for a softmax over the catalog: (catalog rows [Uc], each batch row's candidate [B]).
+
+    products: [B] catalog rows of the batch's positives. The whole catalog when it has at most `max_products`
+    rows; otherwise `sampled` rows drawn uniformly without replacement, plus the positives. Each candidate is
+    listed once, so its count is 1.
+    """
+    if n_catalog <= max_products:
+        return torch.arange(n_catalog), products
+    drawn = torch.randperm(n_catalog, generator=generator)[:sampled]
+    rows, inverse = torch.unique(torch.cat([products, drawn]), return_inverse=True)
+    return rows, inverse[: len(products)]
 
 
 class RetrievalTask(nn.Module):

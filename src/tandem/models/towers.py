@@ -1,4 +1,8 @@
-"""Towers: a tower embeds each of its inputs, concatenates them, and runs an MLP (the last size is the output)."""
+"""Towers: a tower embeds each of its inputs, concatenates them, and runs an MLP (the last size is the output).
+
+A query tower's weighted bags (purchase histories) own no table: they pool rows of the candidate tower's table
+for the same column, attached by `Tower.share_tables`, so a buyer is described by the embeddings of what it bought.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,22 @@ def mlp(in_dim: int, layers: list[int], activation: str = "relu", dropout: float
     return nn.Sequential(*modules)
 
 
+class WeightedBag(nn.Module):
+    """A weighted mean of rows of a shared embedding table: rows [n, L], weights [n, L] (0 pads) → [n, dim]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table: nn.Embedding | None = None
+
+    def forward(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.table is None:
+            raise RuntimeError("a weighted bag pools a shared table; call Tower.share_tables first")
+        summed = nn.functional.embedding_bag(
+            rows, self.table.weight, per_sample_weights=weights, mode="sum", sparse=self.table.sparse
+        )
+        return summed / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+
+
 class Tower(nn.Module):
     """Maps a dict of encoded inputs (``[n]`` indices, ``[n, L]`` token bags, ``[n, w]`` floats) to ``[n, d]``."""
 
@@ -48,6 +68,10 @@ class Tower(nn.Module):
             if spec.output == "dense":
                 width += spec.size
                 continue
+            if spec.output == "weighted_bag":
+                self.embeddings[spec.name] = WeightedBag()
+                width += spec.embedding_dim
+                continue
             if spec.output == "index":
                 table = nn.Embedding(spec.size, spec.embedding_dim, sparse=sparse)
             else:
@@ -59,10 +83,32 @@ class Tower(nn.Module):
         self.output_dim = layers[-1] if layers else width
         self.normalize = normalize
 
+    @property
+    def tensor_names(self) -> list[str]:
+        """The encoded arrays the tower reads, in input order."""
+        return [name for spec in self.inputs for name in spec.tensors]
+
+    def share_tables(self, other: Tower) -> None:
+        """Point each weighted bag at `other`'s table of the feature it shares (the candidate tower's)."""
+        for spec in self.inputs:
+            if spec.output == "weighted_bag":
+                table = other.embeddings[spec.shares]
+                if table.num_embeddings != spec.size or table.embedding_dim != spec.embedding_dim:
+                    raise ValueError(
+                        f"'{spec.name}' pools '{spec.shares}' ({table.num_embeddings} × {table.embedding_dim}), "
+                        f"but was fitted for {spec.size} × {spec.embedding_dim}"
+                    )
+                self.embeddings[spec.name].table = table
+
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         for spec in self.inputs:
             value = x[spec.name]
-            parts.append(value if spec.output == "dense" else self.embeddings[spec.name](value))
+            if spec.output == "dense":
+                parts.append(value)
+            elif spec.output == "weighted_bag":
+                parts.append(self.embeddings[spec.name](value, x[spec.tensors[1]]))
+            else:
+                parts.append(self.embeddings[spec.name](value))
         out = self.mlp(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
         return nn.functional.normalize(out, dim=1) if self.normalize else out

@@ -52,6 +52,7 @@ class TwoTowerModel(nn.Module):
         self.candidate_tower = Tower(
             candidate_inputs, spec.product_tower_layers, normalize=spec.normalize_embeddings, **common
         )
+        self.query_tower.share_tables(self.candidate_tower)
         if self.query_tower.output_dim != self.candidate_tower.output_dim:
             raise ValueError(
                 f"the towers' output sizes differ (buyer {self.query_tower.output_dim}, product "
