@@ -223,19 +223,21 @@ HISTORY = (
 
 
 def test_history_rows_are_their_own_queries_without_their_own_product(synthetic_spec_path):
-    """Each training row's bag is its buyer's bag less the row's product; the rest is untouched."""
+    """Each training row is embedded from its buyer's bag less the row's own product, as if that entry were gone."""
     _, trained, data = prepare(load_spec(synthetic_spec_path, [HISTORY]))
     idx = torch.arange(0, 200)
     batch = make_batch(data, data.train, idx, None)
-    assert torch.equal(batch.query_index, torch.arange(200))
-    full_rows = data.query_table["history_product"][data.train.query[idx]]
-    full_weights = data.query_table["history_product_weights"][data.train.query[idx]]
-    own = trained.product_features.transform(data.catalog_frame)["product"][data.train.product[idx].numpy()]
-    got = batch.query_inputs["history_product_weights"]
-    is_own = full_rows == torch.from_numpy(own).unsqueeze(1)
-    assert is_own.any(1).sum() > 0  # some rows' products are among their buyer's 4 heaviest
-    assert not got[is_own].any()
-    torch.testing.assert_close(got[~is_own], full_weights[~is_own])
+    own_rows, own_weights = batch.leave_out["history_product"]
+    product_rows = trained.product_features.transform(data.catalog_frame)["product"]
+    assert own_rows.tolist() == product_rows[data.train.product[idx].numpy()].tolist()
+    per_row = {k: v[batch.query_index] for k, v in batch.query_inputs.items()}
+    is_own = per_row["history_product"] == own_rows.unsqueeze(1)
+    assert 0 < is_own.any(1).sum() < 200  # some rows' products are among their buyer's 4 heaviest, some not
+    torch.testing.assert_close(per_row["history_product_weights"][is_own], own_weights[is_own.any(1)])
+    per_row["history_product_weights"] = per_row["history_product_weights"].masked_fill(is_own, 0.0)
+    tower = trained.model.query_tower
+    got = tower(batch.query_inputs, batch.query_index, batch.leave_out)
+    torch.testing.assert_close(got, tower(per_row))
 
 
 def test_history_kept_in_training_when_asked(synthetic_spec_path):
@@ -243,7 +245,7 @@ def test_history_kept_in_training_when_asked(synthetic_spec_path):
     spec = load_spec(synthetic_spec_path, [HISTORY.replace("max_items: 4", "max_items: 4, leave_out_target: false")])
     _, _, data = prepare(spec)
     batch = make_batch(data, data.train, torch.arange(0, 200), None)
-    assert len(batch.query_index.unique()) == len(batch.query_inputs["buyer"]) < 200
+    assert batch.leave_out is None
 
 
 def test_catalog_negatives_put_every_product_in_every_batch(synthetic_spec_path):

@@ -37,13 +37,35 @@ class WeightedBag(nn.Module):
         super().__init__()
         self.table: nn.Embedding | None = None
 
-    def forward(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _sums(self, rows: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.table is None:
             raise RuntimeError("a weighted bag pools a shared table; call Tower.share_tables first")
         summed = nn.functional.embedding_bag(
             rows, self.table.weight, per_sample_weights=weights, mode="sum", sparse=self.table.sparse
         )
-        return summed / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return summed, weights.sum(dim=1)
+
+    def forward(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        summed, total = self._sums(rows, weights)
+        return summed / total.clamp(min=1e-12).unsqueeze(1)
+
+    def leave_out(
+        self,
+        rows: torch.Tensor,
+        weights: torch.Tensor,
+        of: torch.Tensor,
+        own_rows: torch.Tensor,
+        own_weights: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per batch row i, the bag of distinct row `of[i]` less `own_weights[i]` of table row `own_rows[i]`
+        (when the bag holds it): [B, dim]. The bags are pooled once per distinct row, then corrected per row."""
+        summed, total = self._sums(rows, weights)
+        held = (rows[of] == own_rows.unsqueeze(1)).any(dim=1)
+        taken = torch.where(held, own_weights, torch.zeros_like(own_weights))
+        left = total[of] - taken
+        pooled = (summed[of] - taken.unsqueeze(1) * self.table(own_rows)) / left.clamp(min=1e-12).unsqueeze(1)
+        # What rounding leaves of a bag whose only entry was taken out must not count (pooling divides by it).
+        return torch.where((left > 1e-6 * total[of]).unsqueeze(1), pooled, torch.zeros_like(pooled))
 
 
 class Tower(nn.Module):
@@ -100,15 +122,28 @@ class Tower(nn.Module):
                     )
                 self.embeddings[spec.name].table = table
 
-    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self,
+        x: dict[str, torch.Tensor],
+        rows: torch.Tensor | None = None,
+        leave_out: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """Embed the distinct rows `x`: [n, d]. With `rows` [B], embed each batch row from its distinct row instead,
+        its weighted bags less `leave_out[name]` (each row's own table row and weight, [B] each): [B, d]."""
         parts = []
         for spec in self.inputs:
             value = x[spec.name]
+            if spec.output == "weighted_bag" and rows is not None and leave_out and spec.name in leave_out:
+                parts.append(
+                    self.embeddings[spec.name].leave_out(value, x[spec.tensors[1]], rows, *leave_out[spec.name])
+                )
+                continue
             if spec.output == "dense":
-                parts.append(value)
+                part = value
             elif spec.output == "weighted_bag":
-                parts.append(self.embeddings[spec.name](value, x[spec.tensors[1]]))
+                part = self.embeddings[spec.name](value, x[spec.tensors[1]])
             else:
-                parts.append(self.embeddings[spec.name](value))
+                part = self.embeddings[spec.name](value)
+            parts.append(part if rows is None else part[rows])
         out = self.mlp(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
         return nn.functional.normalize(out, dim=1) if self.normalize else out

@@ -18,7 +18,6 @@ import torch
 
 from tandem.data.history import PurchaseHistory, purchase_history
 from tandem.data.prepare import BUYER, PRODUCT, TARGET, TS, Interactions
-from tandem.features.history import WEIGHTS_SUFFIX
 from tandem.features.pipeline import TowerFeatures
 from tandem.spec import ExperimentSpec
 
@@ -28,7 +27,7 @@ class SplitRows:
     """One split: each row's distinct query row, product index and (for ranking) label.
 
     own: for training rows, each history bag's (table row [n] int64, weight [n] float32) that the row's own
-    product put into its buyer's bag, which `leave_out_own` takes out again.
+    product put into its buyer's bag, which training takes out again (`Tower.forward`'s leave_out).
     """
 
     query: torch.Tensor  # [n] int64
@@ -114,20 +113,6 @@ def _row_as_of_cutoff(codes: np.ndarray, n: int, order: np.ndarray, in_train: np
 
 def _tensors(encoded: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v if rows is None else v[rows])) for k, v in encoded.items()}
-
-
-def leave_out_own(
-    query_inputs: dict[str, torch.Tensor], own: dict[str, tuple[torch.Tensor, torch.Tensor]]
-) -> dict[str, torch.Tensor]:
-    """Per-row query inputs with each row's own product taken out of its history bags, so that a purchase
-    never explains itself. query_inputs: one row per batch row; own: [B] table rows and weights per bag."""
-    out = dict(query_inputs)
-    for name, (own_row, own_weight) in own.items():
-        rows, weights = query_inputs[name], query_inputs[name + WEIGHTS_SUFFIX]
-        left = weights - (rows == own_row.unsqueeze(1)) * own_weight.unsqueeze(1)
-        # What rounding leaves of a removed entry must not count: pooling divides by the total weight.
-        out[name + WEIGHTS_SUFFIX] = torch.where(left > 1e-6 * weights, left, torch.zeros_like(left))
-    return out
 
 
 def fit_features(spec: ExperimentSpec, data: Interactions) -> tuple[TowerFeatures, TowerFeatures]:

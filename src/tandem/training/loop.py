@@ -17,7 +17,7 @@ from tandem.evaluation.evaluate import evaluate_split
 from tandem.models.tasks import catalog_candidates
 from tandem.models.two_tower import Batch, TwoTowerModel
 from tandem.spec import ExperimentSpec
-from tandem.training.dataset import EncodedData, SplitRows, leave_out_own
+from tandem.training.dataset import EncodedData, SplitRows
 from tandem.training.optim import make_optimizers
 from tandem.training.stats import weight_statistics
 
@@ -39,20 +39,12 @@ def make_batch(
 ) -> Batch:
     """Gather a batch's rows and fold them into distinct queries and products.
 
-    With history bags that leave targets out, every row is its own query (its bag lacks its own product).
+    With history bags that leave targets out, the batch also carries each row's own product in those bags.
     `catalog` maps the batch's products to a catalog-wide candidate set (see `catalog_candidates`).
     """
     device = next(iter(data.catalog.values())).device
-    if rows.own:
-        q_rows = rows.query[idx].to(device)
-        query_inputs = leave_out_own(
-            {k: v[q_rows] for k, v in data.query_table.items()},
-            {name: (r[idx].to(device), w[idx].to(device)) for name, (r, w) in rows.own.items()},
-        )
-        q_index = torch.arange(len(idx))
-    else:
-        unique_q, q_index = torch.unique(rows.query[idx], return_inverse=True)
-        query_inputs = {k: v[unique_q.to(device)] for k, v in data.query_table.items()}
+    unique_q, q_index = torch.unique(rows.query[idx], return_inverse=True)
+    unique_q = unique_q.to(device)
     if catalog is not None:
         unique_c, c_index = catalog(rows.product[idx])
         c_counts = torch.ones(len(unique_c), dtype=torch.int64)
@@ -60,13 +52,14 @@ def make_batch(
         unique_c, c_index, c_counts = torch.unique(rows.product[idx], return_inverse=True, return_counts=True)
     unique_c = unique_c.to(device)
     return Batch(
-        query_inputs=query_inputs,
+        query_inputs={k: v[unique_q] for k, v in data.query_table.items()},
         query_index=q_index.to(device),
         candidate_inputs={k: v[unique_c] for k, v in data.catalog.items()},
         candidate_index=c_index.to(device),
         candidate_counts=c_counts.to(device),
         candidate_log_q=log_q[unique_c] if log_q is not None else None,
         labels=rows.labels[idx].to(device) if rows.labels is not None else None,
+        leave_out={name: (r[idx].to(device), w[idx].to(device)) for name, (r, w) in rows.own.items()} or None,
     )
 
 
