@@ -255,7 +255,9 @@ class HistoryFeature(_FeatureBase):
     half_life_days: float = Field(30.0, gt=0.0, description="Recency weighting: an order this old counts half.")
     max_items: int = Field(200, ge=1, le=10_000, description="The heaviest values kept per buyer.")
     count_column: str | None = Field(
-        None, description="A numeric column of orders per row (e.g. an aggregate such as n_orders); 1 when omitted."
+        None,
+        description="A numeric column of orders per row; by default each aggregated pair's distinct orders "
+        "(1 per row without aggregation).",
     )
     leave_out_target: bool = Field(
         True, description="In training, each row's own product is taken out of its buyer's history (no self-leak)."

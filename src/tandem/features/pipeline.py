@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tandem.data.prepare import TS
+from tandem.data.prepare import ORDERS, TS
 from tandem.features.history import WEIGHTS_SUFFIX, HistoryBag
 from tandem.features.transforms import (
     Bucketize,
@@ -80,13 +80,17 @@ def _column(frame: pd.DataFrame | dict[str, Any], name: str) -> pd.Series | np.n
 
 
 def _history_rows(frame: pd.DataFrame, bag: HistoryBag, key: str) -> pd.DataFrame:
-    """The columns a history bag learns from: buyer, value, orders and time (NaN without a timestamp)."""
+    """The columns a history bag learns from: buyer, value, orders and time (NaN without a timestamp).
+
+    Orders come from the bag's count column, else from the distinct orders of each aggregated pair, else 1 a row.
+    """
     n = len(frame)
+    orders = bag.count_column or ORDERS
     return pd.DataFrame(
         {
             "buyer": _column(frame, key),
             "value": _column(frame, bag.column),
-            "orders": frame[bag.count_column].to_numpy(np.float64) if bag.count_column else np.ones(n),
+            "orders": frame[orders].to_numpy(np.float64) if orders in frame else np.ones(n),
             "time": frame[TS].to_numpy(np.float64) if TS in frame else np.full(n, np.nan),
         }
     )
