@@ -259,8 +259,10 @@ class HistoryFeature(_FeatureBase):
         description="A numeric column of orders per row; by default each aggregated pair's distinct orders "
         "(1 per row without aggregation).",
     )
-    leave_out_target: bool = Field(
-        True, description="In training, each row's own product is taken out of its buyer's history (no self-leak)."
+    leave_out_target: Literal["pair", "order", "none"] = Field(
+        "pair",
+        description="In training, what a row's own purchase takes out of its buyer's bag: the whole buyer–product "
+        "pair ('pair'), one order of it, so re-orders still show ('order'), or nothing ('none', which leaks).",
     )
 
     @property

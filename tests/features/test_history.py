@@ -78,6 +78,14 @@ def test_own_contributions_are_the_pair_totals_the_bag_holds() -> None:
     assert list(weight) == [3.0, 3.0, 1.0, 5.0, 4.0]
 
 
+def test_leaving_out_one_order_keeps_re_orders_in_the_bag() -> None:
+    """'order' takes one order (decayed at the row's time) out of the row's pair: x's other orders stay."""
+    rows, vocabulary = _rows(), _vocabulary()
+    bag = HistoryBag("h", column="product", weighting="recency", leave_out_target="order").fit(rows, vocabulary)
+    _, weight = bag.own_contributions(rows, vocabulary.transform(rows["value"]))
+    np.testing.assert_allclose(weight, [0.25, 0.5, 1.0, 0.25, 1.0])
+
+
 def test_state_round_trips_and_unfitted_transform_refuses() -> None:
     bag = HistoryBag("h", column="product", weighting="recency", max_items=3).fit(_rows(), _vocabulary())
     again = HistoryBag.from_state(bag.get_state())

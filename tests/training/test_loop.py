@@ -241,8 +241,8 @@ def test_history_rows_are_their_own_queries_without_their_own_product(synthetic_
 
 
 def test_history_kept_in_training_when_asked(synthetic_spec_path):
-    """leave_out_target: false keeps distinct query rows and full bags (to measure the leak)."""
-    spec = load_spec(synthetic_spec_path, [HISTORY.replace("max_items: 4", "max_items: 4, leave_out_target: false")])
+    """leave_out_target: none keeps full bags (to measure the leak)."""
+    spec = load_spec(synthetic_spec_path, [HISTORY.replace("max_items: 4", "max_items: 4, leave_out_target: none")])
     _, _, data = prepare(spec)
     batch = make_batch(data, data.train, torch.arange(0, 200), None)
     assert batch.leave_out is None

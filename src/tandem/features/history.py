@@ -47,7 +47,7 @@ class HistoryBag(Transform):
         weighting: str = "count",
         half_life_days: float = 30.0,
         max_items: int = 200,
-        leave_out_target: bool = True,
+        leave_out_target: str = "pair",
     ) -> None:
         super().__init__(name)
         self.column = column
@@ -96,11 +96,14 @@ class HistoryBag(Transform):
         return orders * np.power(0.5, np.clip(np.nan_to_num(age_days, nan=0.0), 0, None) / self.half_life_days)
 
     def own_contributions(self, rows: pd.DataFrame, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """What each row's (buyer, product) pair put into its buyer's bag: the table row `index` [n] of the row's
-        value and the pair's summed weight [n] float32, so training can take a row's own product out of its bag.
+        """What each row's own purchase put into its buyer's bag, so training can take it out: the table row
+        `index` [n] of the row's value and a weight [n] float32, the whole (buyer, product) pair's (`leave_out_target`
+        'pair') or one order's, decayed at the row's time ('order').
 
         rows: as for `fit`, plus `product`, the row's product id.
         """
+        if self.leave_out_target == "order":
+            return np.asarray(index, dtype=np.int64), self.row_weights(rows.assign(orders=1.0)).astype(np.float32)
         weights = pd.Series(self.row_weights(rows))
         keys = [rows["buyer"].reset_index(drop=True), rows["product"].reset_index(drop=True)]
         pair_weights = weights.groupby(keys, sort=True).transform("sum")

@@ -164,7 +164,7 @@ class TowerFeatures:
         """
         out = {}
         for t in self.transforms:
-            if isinstance(t, HistoryBag) and t.leave_out_target:
+            if isinstance(t, HistoryBag) and t.leave_out_target != "none":
                 rows = _history_rows(frame, t, self.columns[t.name]).assign(product=np.asarray(products))
                 index = shared.transform_of_column(t.column).transform(_column(frame, t.column))
                 out[t.name] = t.own_contributions(rows, index)
