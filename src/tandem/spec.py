@@ -21,9 +21,9 @@ from tandem.expressions import referenced_columns
 
 
 class Section(BaseModel):
-    """Base of every spec section: unknown keys are errors, assignments are re-validated."""
+    """Base of every spec section: unknown keys are errors, numbers are finite, assignments are re-validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -201,15 +201,15 @@ class IdFeature(_EmbeddedFeature):
 
     transform: Literal["id", "categorical"]
     min_count: int = Field(1, ge=1)
-    oov_buckets: int = Field(1, ge=1)
-    max_vocab: int | None = Field(None, ge=1)
+    oov_buckets: int = Field(1, ge=1, le=2**20)
+    max_vocab: int | None = Field(None, ge=1, le=2**24)
 
 
 class HashFeature(_EmbeddedFeature):
     """A value hashed into a fixed number of bins (no vocabulary to store)."""
 
     transform: Literal["hashing"]
-    num_bins: int = Field(1024, ge=2)
+    num_bins: int = Field(1024, ge=2, le=2**22)
 
 
 class NumericFeature(_FeatureBase):
@@ -231,7 +231,7 @@ class TextFeature(_EmbeddedFeature):
     """Free text as a bag of lower-cased word tokens, mean-pooled embeddings."""
 
     transform: Literal["text"]
-    max_tokens: int = Field(20_000, ge=1)
+    max_tokens: int = Field(20_000, ge=1, le=2**20)
     min_count: int = Field(1, ge=1)
     max_length: int = Field(16, ge=1, le=512)
 
@@ -290,6 +290,9 @@ class FeaturesSpec(Section):
 # -------------------------------------------------------------------------------------------- model
 
 
+MAX_LAYER_SIZE = 16_384
+
+
 class IndexSpec(Section):
     """The serving index: exact brute force or a FAISS ANN index with its parameters."""
 
@@ -337,9 +340,9 @@ class ModelSpec(Section):
     @field_validator("buyer_tower_layers", "product_tower_layers", "rating_head_layers")
     @classmethod
     def _positive_layers(cls, layers: list[int]) -> list[int]:
-        bad = [n for n in layers if n < 1]
+        bad = [n for n in layers if not 1 <= n <= MAX_LAYER_SIZE]
         if bad:
-            raise ValueError(f"layer sizes must be at least 1, got {bad}")
+            raise ValueError(f"layer sizes must be at least 1 and at most {MAX_LAYER_SIZE}, got {bad}")
         return layers
 
     @field_validator("retrieval_weight", "ranking_weight")
@@ -375,7 +378,7 @@ class TrainingSpec(Section):
     optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
     learning_rate: float = Field(0.1, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    batch_size: int = Field(8192, ge=2)
+    batch_size: int = Field(8192, ge=2, le=2**20)
     epochs: int = Field(3, ge=1, le=10_000)
     seed: int = 42
     sparse_embeddings: bool = Field(False, description="Sparse gradients for id tables (Adagrad, SGD, Adam).")
@@ -500,13 +503,13 @@ def _rating_head_ends_in_one(spec: ExperimentSpec) -> Problem | None:
 
 # Widths of the dense transforms (Standardize.width_, TimeFeatures.width_): a tower without layers outputs
 # its inputs side by side, so its output size is the sum of its embedding dims and these widths.
-_DENSE_WIDTHS = {"numeric": 1, "timestamp": 5}
+DENSE_WIDTHS = {"numeric": 1, "timestamp": 5}
 
 
 def _tower_output(layers: list[int], features: list, product: list) -> int:
     if layers:
         return layers[-1]
-    return sum(_DENSE_WIDTHS.get(f.transform) or _embedding_dim(f, product) for f in features)
+    return sum(DENSE_WIDTHS.get(f.transform) or _embedding_dim(f, product) for f in features)
 
 
 def _embedding_dim(feature: Any, product: list) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,30 @@ class Screens:
         page.screenshot(path=str(self.folder / f"{self.n:02d}-{name}.png"), full_page=True)
 
 
+# Messages the browser logged about the Content-Security-Policy refusing something the pages do.
+_CSP_REFUSALS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _pages_keep_to_the_content_security_policy() -> Iterator[None]:
+    _CSP_REFUSALS.clear()
+    yield
+    assert not _CSP_REFUSALS, _CSP_REFUSALS
+
+
+def _wait_until(page: Any, expression: str, arg: Any = None, timeout: float = 10.0) -> None:
+    """Poll `expression` in the page until it is truthy. (Playwright's wait_for_function evaluates a string
+    with eval inside the page, which the pages' Content-Security-Policy refuses, as it should.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def _sign_in(browser: Any, base: str, tenant: Tenant, shot: Screens | None = None) -> Any:
     clipboard = ["clipboard-read", "clipboard-write"]  # the spec's copy button writes to it
     page = browser.new_context(viewport=VIEWPORT, base_url=base, permissions=clipboard).new_page()
+    page.on("console", lambda m: "Content Security Policy" in m.text and _CSP_REFUSALS.append(m.text))
     page.set_default_timeout(15_000)
     page.goto("/dashboard/")
     page.wait_for_url("**/login/?next=/dashboard/")
@@ -65,7 +88,7 @@ def _upload(page: Any, shot: Screens, csv: Path) -> int:
     page.click("text=Upload a dataset >> nth=0")
     page.set_input_files("#id_transactions", str(csv))
     # The page reads the CSV's header: the name and the three columns are suggested from it.
-    page.wait_for_function("document.querySelector('#id_buyer_id_column').value === 'buyer'")
+    _wait_until(page, "document.querySelector('#id_buyer_id_column').value === 'buyer'")
     assert page.input_value("#id_name") == "orders"
     assert (page.input_value("#id_product_id_column"), page.input_value("#id_timestamp_column")) == ("product", "ts")
     shot(page, "dataset-upload")
@@ -74,7 +97,7 @@ def _upload(page: Any, shot: Screens, csv: Path) -> int:
     slow = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 8000}
     network.send("Network.emulateNetworkConditions", slow)
     page.click("#upload-form button[type=submit]")
-    page.wait_for_function("document.querySelector('.upload-progress progress').value > 0")
+    _wait_until(page, "document.querySelector('.upload-progress progress').value > 0")
     assert page.locator(".upload-progress").is_visible()
     shot(page, "dataset-uploading")
     page.wait_for_url(re.compile(r".*/datasets/\d+/$"))
@@ -197,8 +220,8 @@ def _charts_drawn(page: Any, within: str) -> int:
                (c) => Chart.getChart(c) && c.width > 0 && c.height > 0).length"""
     all_drawn = f"""(within) => {{ const n = document.querySelectorAll(within + ' canvas[data-chart]').length;
                return n > 0 && ({drawn})(within) === n; }}"""
-    with contextlib.suppress(Exception):  # Playwright's timeout: the assertion below says what is missing
-        page.wait_for_function(all_drawn, arg=within, timeout=10_000)
+    with contextlib.suppress(AssertionError):  # the assertion below says what is missing
+        _wait_until(page, all_drawn, within)
     count = page.evaluate(drawn, within)
     total = page.locator(f"{within} canvas[data-chart]").count()
     assert total and count == total, f"{count} of {total} charts drawn under {within}"
@@ -337,7 +360,7 @@ def test_a_person_trains_reads_and_compares_experiments(
     assert page.locator("#deploy-panel").is_visible()
     page.click("text=The full spec")
     page.click("button[data-copy=spec]")
-    page.wait_for_function("document.querySelector('button[data-copy=spec]').textContent === 'Copied'")
+    _wait_until(page, "document.querySelector('button[data-copy=spec]').textContent === 'Copied'")
     assert '"retrieval_weight": 1.5' in page.evaluate("navigator.clipboard.readText()")
     shot(page, "experiment-detail")
     page.goto(f"/experiments/{retrieval}/")

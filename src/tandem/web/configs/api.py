@@ -8,13 +8,14 @@ from django.forms.models import model_to_dict
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import StrictInt
 
 from tandem.web import records
 from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.errors import BODY_PARAM
+from tandem.web.pagination import Pages
 
 router = Router()
 
@@ -168,7 +169,7 @@ def _crud(prefix: str, model: type, form: type, schema_in: type, schema_patch: t
         return Status(201, obj)
 
     @router.get(prefix, response=list[schema_out], tags=[tag], summary=f"List {label}s", operation_id=f"list_{name}s")
-    @paginate(LimitOffsetPagination)
+    @paginate(Pages)
     def list_(request: HttpRequest) -> Any:
         return model.objects.of(request.auth.organisation)
 
