@@ -328,7 +328,11 @@ class ModelSpec(Section):
     retrieval_loss_reduction: Literal["sum", "mean"] = Field(
         "sum", description="'sum' matches TensorFlow Recommenders' Retrieval task."
     )
-    ranking_loss: Literal["mse", "huber", "bce"] = "mse"
+    ranking_loss: Literal["mse", "huber", "bce", "bpr", "hinge", "softmax", "lambdarank"] = Field(
+        "mse",
+        description="Pointwise (mse, huber, bce), pairwise over sampled negatives of the same buyer (bpr, hinge) "
+        "or listwise per buyer (softmax, lambdarank).",
+    )
     huber_delta: float = Field(1.0, gt=0.0)
     rating_head_input: Literal["concat", "concat_product"] = Field(
         "concat", description="'concat_product' also feeds the element-wise product of the two embeddings."

@@ -126,7 +126,7 @@ class TwoTowerModel(nn.Module):
                 logged = logged + self.retrieval_weight * parts["retrieval_loss"]
         if self.has_ranking:
             raw = self.rate(queries[query_index], candidates[batch.candidate_index])
-            loss = self.ranking_task(raw, batch.labels)
+            loss = self.ranking_task(raw, batch.labels, batch.query_index)
             parts["ranking_loss"] = loss.detach()
             if self.ranking_weight:
                 total = total + self.ranking_weight * loss
