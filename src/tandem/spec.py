@@ -419,6 +419,34 @@ class EvaluationSpec(Section):
         return sorted(set(ks))
 
 
+# ------------------------------------------------------------------------------------ recommend
+
+
+class RecommendSpec(Section):
+    """Two-stage recommendation: candidates from several sources, re-ranked by a ranker learned on pair features.
+
+    The ranker learns on the training period alone: features from the orders before `cutoff - horizon`, labels
+    from the pairs bought in the horizon after it (and as many earlier windows as `windows` asks). The horizon
+    is `horizon_days`, or else the length of the test period.
+    """
+
+    history: int = Field(1000, ge=0, description="At most this many of the buyer's past products, most ordered first.")
+    ease: int = Field(100, ge=0, description="Item–item (EASE) candidates the buyer has not bought.")
+    popularity: int = Field(100, ge=0, description="Most popular products the buyer has not bought.")
+    ease_lambda: float = Field(500.0, gt=0.0)
+    ease_products: int = Field(6000, ge=1, le=20000)
+    ease_neighbours: int = Field(200, ge=1, description="Neighbours kept per product for scoring.")
+    category: str | None = Field(None, description="Product column whose share of the buyer's orders is a feature.")
+    horizon_days: float | None = Field(None, gt=0.0)
+    windows: int = Field(2, ge=1, le=12, description="Training windows of one horizon each, latest first.")
+    max_train_buyers: int = Field(20000, ge=1, description="Buyers sampled per window to train the ranker.")
+    ranker_layers: list[int] = Field(default_factory=lambda: [64, 32, 1])
+    ranker_loss: Literal["bce", "bpr", "hinge", "softmax", "lambdarank"] = "softmax"
+    ranker_epochs: int = Field(4, ge=1, le=1000)
+    ranker_learning_rate: float = Field(0.003, gt=0.0)
+    buyers_per_batch: int = Field(64, ge=1)
+
+
 # ----------------------------------------------------------------------------------------- the spec
 
 
@@ -431,6 +459,7 @@ class ExperimentSpec(Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    recommend: RecommendSpec | None = Field(None, description="Re-rank candidates in a second stage.")
 
     def resolve_paths(self, base: Path) -> ExperimentSpec:
         """Return a copy whose relative data paths are made absolute against `base`."""
@@ -618,8 +647,17 @@ def _catalog_softmax_without_logq(spec: ExperimentSpec) -> Problem | None:
     return None
 
 
+def _recommend_needs_time_split(spec: ExperimentSpec) -> Problem | None:
+    if spec.recommend is not None and (spec.data.split.kind != "time" or spec.data.timestamp is None):
+        return Problem("recommend", "a two-stage recommend learns from time: it needs data.timestamp and a time split")
+    if spec.recommend is not None and spec.recommend.ranker_layers[-1] != 1:
+        return Problem("recommend.ranker_layers", "the ranker's last layer gives the score: it must be 1")
+    return None
+
+
 RULES = (
     _split_cutoff_only_for_time,
+    _recommend_needs_time_split,
     _unique_derived_names,
     _time_split_needs_timestamp,
     _unique_feature_names,

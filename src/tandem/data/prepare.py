@@ -35,6 +35,8 @@ class Interactions:
     validation: np.ndarray
     test: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
+    # Aggregated data with a two-stage recommend: the distinct (__buyer, __product, __ts) orders before the cutoff.
+    orders: pd.DataFrame | None = None
 
     @property
     def buyers(self) -> np.ndarray:
@@ -260,7 +262,7 @@ class _Loader:
             ).fetchone()[0]
             clean = f"{clean} AND {kept}"
         rows = f"SELECT * FROM joined WHERE {clean}"
-        period = None
+        lines, period = rows, None
         if d.aggregate is not None:
             if d.split.kind == "time":
                 # Split transactions in time first, then aggregate each side: a pair bought before and after
@@ -273,6 +275,7 @@ class _Loader:
                     ).fetchone()[0]
                 )
                 period = f"({TS} >= {int(cutoff)})" if cutoff is not None else None
+                report["cutoff"] = int(cutoff) if cutoff is not None else None
             carried = [c for c in feature_cols + ([target] if has_target else []) if c not in late_cols]
             rows = _join_attributes(
                 self._aggregate_sql(rows, carried, d.timestamp is not None, period), joins, late_cols
@@ -293,10 +296,13 @@ class _Loader:
         cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
         frame = con.execute(f"SELECT {', '.join(quote(c) for c in cols)} FROM ({rows}) ORDER BY {order}").df()
         report["rows_clean"] = len(frame)
+        orders = None
+        if self.spec.recommend is not None and period is not None:
+            orders = con.execute(f"SELECT DISTINCT {BUYER}, {PRODUCT}, {TS} FROM ({lines}) WHERE NOT {period}").df()
         frame = self._sample(frame, report)
         train, validation, test = split_rows(frame, d.split, report)
         con.close()
-        return Interactions(frame=frame, train=train, validation=validation, test=test, report=report)
+        return Interactions(frame=frame, train=train, validation=validation, test=test, report=report, orders=orders)
 
     def _aggregate_sql(self, rows: str, feature_cols: list[str], has_ts: bool, period: str | None = None) -> str:
         """One row per buyer–product pair (and per side of the time cutoff when `period` is given)."""

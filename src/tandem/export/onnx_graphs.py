@@ -13,6 +13,7 @@ serving computes what training computed. Two choices need saying:
 from __future__ import annotations
 
 import copy
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,13 @@ def _descriptions(spec: InputSpec) -> list[dict[str, Any]]:
     return [first, {"name": spec.tensors[1], "kind": "bag_weights", "dtype": "float32", "size": spec.size}]
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, **kwargs: Any) -> None:
+def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], target: Path | io.BytesIO, **kwargs: Any) -> None:
+    """Write `module` traced on `args` as an ONNX graph to a file or a buffer."""
     # The exporter warns that it is the legacy path (see the module docstring); tests turn warnings into errors.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, **kwargs)
+        where = target if isinstance(target, io.BytesIO) else str(target)
+        torch.onnx.export(module, args, where, dynamo=False, opset_version=OPSET, **kwargs)
 
 
 def export_query_tower(tower: Tower, path: str | Path) -> list[dict[str, Any]]:
@@ -115,7 +118,7 @@ def export_query_tower(tower: Tower, path: str | Path) -> list[dict[str, Any]]:
         for name in s.tensors:
             axes[name] = {0: "n", 1: f"{s.name}_length"} if s.output in ("bag", "weighted_bag") else {0: "n"}
     axes[QUERY_OUTPUT] = {0: "n"}
-    _export(
+    export_graph(
         _PositionalTower(_exportable(tower)),
         tuple(t for s in specs for t in _examples(s)),
         Path(path),
@@ -136,7 +139,7 @@ def export_rating_head(model: TwoTowerModel, path: str | Path) -> None:
     clone = copy.deepcopy(model).cpu().eval()
     dim = clone.query_tower.output_dim
     example = (torch.zeros(2, dim), torch.zeros(2, dim))
-    _export(
+    export_graph(
         _RatingHead(clone),
         example,
         Path(path),
