@@ -98,7 +98,7 @@ def _synthetic_spec_dict() -> dict:
             "buyer_tower_layers": [8],
             "product_tower_layers": [8],
             "rating_head_layers": [8, 1],
-            "top_k": 10,
+            "index": {"candidate_pool": 10},
         },
         "training": {"optimizer": "adagrad", "learning_rate": 0.1, "batch_size": 64, "epochs": 3, "seed": 3},
         "evaluation": {"ks": [1, 5, 10]},

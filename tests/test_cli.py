@@ -154,3 +154,18 @@ def test_unmeasured_early_stopping_metric_is_a_problem_not_a_crash(
     spec = write_synthetic_project(tmp_path, synthetic_spec_raw)
     assert main(["train", str(spec), "--quiet", "--out", str(tmp_path / "run")]) == 1
     assert "- training.early_stopping.metric: 'val_recall_at_100' is not measured" in capsys.readouterr().err
+
+
+def test_train_prints_the_model_beside_the_best_baseline(trained_run):
+    """Each K's row names the baseline with the highest recall in metrics.json, its value and the lift."""
+    process, out = trained_run
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    for subset in ("", "explore_"):  # every synthetic pair is bought once: no re-orders to count
+        key = f"{subset}recall_at_10"
+        values = {n: metrics[f"{n}_{key}"] for n in ("popularity", "buy_again", "ease", "buy_again_ease")}
+        best = max(values, key=lambda n: values[n])
+        label = [(subset or "all_").rstrip("_"), "recall@10"]
+        row = next(line.split() for line in process.stdout.splitlines() if line.split()[:2] == label)
+        assert row[2:5] == [f"{metrics[key]:.4f}", best, f"{values[best]:.4f}"]
+        lift = metrics[key] / values[best] if values[best] else None
+        assert row[5] == (f"x{lift:.2f}" if lift is not None else "-")

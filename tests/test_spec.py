@@ -517,3 +517,32 @@ def test_problem_parts_split_a_spec_path_and_keep_other_paths_whole():
     assert Problem("features.buyer.0.column", "x").parts == ("features", "buyer", 0, "column")
     assert Problem("runs/spec.yaml", "x").parts == ("runs/spec.yaml",)
     assert Problem("--set", "x").parts == ("--set",)
+
+
+def test_history_bags_share_a_product_id_or_category_and_widen_the_buyer_tower():
+    """A bag pools the product tower's table of its column, so it has that feature's width."""
+    raw = _raw(features={"buyer": [{"column": "product", "transform": "history"}], "target": "rating"})
+    spec = parse_spec(raw)
+    assert spec.features.buyer[0].feature_name == "history_product"
+    raw["features"]["buyer"].append({"column": "buyer", "transform": "id", "embedding_dim": 8})
+    assert "model.product_tower_layers" in _problems(raw)  # 32 + 8 on the buyer side against 32
+    raw["features"]["buyer"] = [{"column": "brand", "transform": "history"}]
+    assert "shares the product tower's embedding of 'brand'" in _problems(raw)["features.buyer.0.column"]
+    raw["features"]["product"].append({"column": "product", "name": "bought", "transform": "history"})
+    assert "buyer side" in _problems(raw)["features.product.1.transform"]
+
+
+def test_recency_weighting_needs_a_timestamp():
+    raw = _raw(features={"buyer": [{"column": "product", "transform": "history", "weighting": "recency"}]})
+    assert set(_problems(raw)) == {"features.buyer.0.weighting"}
+
+
+def test_catalog_softmax_refuses_in_batch_corrections():
+    """Log-Q and accidental-hit removal correct in-batch negatives; a full softmax has nothing to correct."""
+    assert set(_problems(_raw(model={"retrieval_negatives": "catalog", "logq_correction": True}))) == {
+        "model.logq_correction"
+    }
+    assert set(_problems(_raw(model={"retrieval_negatives": "catalog", "remove_accidental_hits": True}))) == {
+        "model.remove_accidental_hits"
+    }
+    assert parse_spec(_raw(model={"retrieval_negatives": "catalog"})).model.catalog_softmax_max_products == 100_000

@@ -1,4 +1,4 @@
-"""The `tandem` command: train, validate."""
+"""The `tandem` command: init, train, validate, and the serving and export commands."""
 
 from __future__ import annotations
 
@@ -37,6 +37,22 @@ def _format_table(metrics: dict[str, float]) -> str:
     return "\n".join(f"  {k:<{width}}  {metrics[k]:.4f}" for k in keys)
 
 
+def _format_lifts(metrics: dict[str, float]) -> str:
+    """Recall of the model beside the best baseline at each K, for all, repeat and explore test pairs."""
+    from tandem.evaluation.metrics import lifts
+
+    ks = sorted({int(k.rsplit("_", 1)[1]) for k in metrics if k.startswith("recall_at_")})
+    rows = lifts(metrics, ks)
+    if not rows:
+        return ""
+    lines = ["  model vs best baseline   model   baseline               lift"]
+    for r in rows:
+        name = f"{(r.subset or 'all_').rstrip('_')} recall@{r.k}"
+        lift = f"x{r.lift:.2f}" if r.lift is not None else "-"
+        lines.append(f"  {name:<22}  {r.model:.4f}  {r.baseline:<14} {r.baseline_value:.4f}  {lift}")
+    return "\n".join(lines)
+
+
 def _print_problems(err: SpecError) -> None:
     n = len(err.problems)
     print(f"{n} problem{'s' if n != 1 else ''} found:", file=sys.stderr)
@@ -61,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     print(_format_table(result.metrics))
+    print(_format_lifts(result.metrics))
     print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml, model/ and bundle/")
     return 0
 
@@ -82,6 +99,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from tandem.init import init_spec
+
+    if os.path.exists(args.out) and not args.force:
+        print(f"error: {args.out} exists; choose another -o or add --force to replace it", file=sys.stderr)
+        return 1
+    attributes = {
+        role: (path, key or default)
+        for role, path, key, default in (
+            ("buyers", args.buyers, args.buyers_key, args.buyer_id),
+            ("products", args.products, args.products_key, args.product_id),
+        )
+        if path
+    }
+    spec, _ = init_spec(
+        args.out,
+        args.transactions,
+        buyer_id=args.buyer_id,
+        product_id=args.product_id,
+        timestamp=args.timestamp,
+        target=args.target,
+        order_id=args.order_id,
+        timestamp_format=args.timestamp_format,
+        **attributes,
+    )
+    n_features = len(spec.features.buyer) + len(spec.features.product)
+    print(
+        f"wrote {args.out}: a {spec.model.type} model with {n_features} features, time split at "
+        f"{spec.data.split.cutoff}, {spec.training.epochs} epochs; each choice is explained in the file"
+    )
+    print(f"next: tandem validate {args.out} && tandem train {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tandem", description="Train, evaluate and serve recommendation models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
     validate.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     validate.set_defaults(func=cmd_validate)
+    init = sub.add_parser("init", help="profile a transactions file and write a recommended, commented spec")
+    init.add_argument("transactions", help="transactions file (CSV or Parquet): one row per purchase line")
+    init.add_argument("--buyer-id", required=True, metavar="COL", help="column holding the buyer id")
+    init.add_argument("--product-id", required=True, metavar="COL", help="column holding the product id")
+    init.add_argument("--timestamp", required=True, metavar="COL", help="column holding the purchase time or date")
+    init.add_argument("--target", metavar="COL", help="numeric column to rank by (summed per pair), e.g. sales")
+    init.add_argument("--order-id", metavar="COL", help="order (basket) column; else a buyer's lines on one day")
+    init.add_argument("--timestamp-format", metavar="FMT", help="strptime format when dates are ambiguous")
+    init.add_argument("--buyers", metavar="FILE", help="buyer attributes file")
+    init.add_argument("--buyers-key", metavar="COL", help="its buyer id column (default: --buyer-id)")
+    init.add_argument("--products", metavar="FILE", help="product attributes file")
+    init.add_argument("--products-key", metavar="COL", help="its product id column (default: --product-id)")
+    init.add_argument("-o", "--out", default="spec.yaml", help="spec file to write (default: spec.yaml)")
+    init.add_argument("--force", action="store_true", help="replace the spec file if it exists")
+    init.set_defaults(func=cmd_init)
     add_serving_commands(sub)
     add_export_commands(sub)
     return parser

@@ -52,15 +52,27 @@ def _unknown(column: str, columns: Mapping[str, str]) -> str:
     return f"unknown column '{column}' in the data (it has: {shown})"
 
 
-def _columns_exist(features: FeaturesSpec, facts: DataFacts) -> list[Problem]:
+def feature_columns(features: FeaturesSpec, data: DataSpec) -> list[tuple[str, str]]:
+    """(spec path, column) of every column the features read."""
+    out = []
+    for side in ("buyer", "product"):
+        for i, f in enumerate(getattr(features, side)):
+            out.append((f"features.{side}.{i}.column", f.column))
+            if f.transform == "history":  # a history bag is looked up by buyer and may count orders
+                out.append(("data.buyer_id", data.buyer_id))
+                if f.count_column:
+                    out.append((f"features.{side}.{i}.count_column", f.count_column))
+    return out
+
+
+def _columns_exist(features: FeaturesSpec, data: DataSpec, facts: DataFacts) -> list[Problem]:
     columns = facts.columns
     if columns is None:
         return []
     problems = []
-    for side in ("buyer", "product"):
-        for i, feature in enumerate(getattr(features, side)):
-            if feature.column not in columns:
-                problems.append(Problem(f"features.{side}.{i}.column", _unknown(feature.column, columns)))
+    for path, column in feature_columns(features, data):
+        if column not in columns:
+            problems.append(Problem(path, _unknown(column, columns)))
     target = features.target
     if target is not None:
         if target not in columns:

@@ -8,16 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from tandem.data.prepare import Interactions, load_interactions
 from tandem.errors import Problem, SpecError
-from tandem.evaluation.evaluate import evaluate_split
+from tandem.evaluation.evaluate import SplitPairs, evaluate_split, list_metrics
+from tandem.evaluation.metrics import BASELINES
 from tandem.experiment_rules import DataFacts, check_experiment
 from tandem.export.artifacts import TrainedModel
 from tandem.export.bundle import export_bundle
 from tandem.models.two_tower import TwoTowerModel
-from tandem.spec import ExperimentSpec
+from tandem.recommend.build import fit_two_stage
+from tandem.recommend.two_stage import TwoStage
+from tandem.spec import EvaluationSpec, ExperimentSpec
 from tandem.training.dataset import EncodedData, encode, fit_features
 from tandem.training.loop import Callback, train
 
@@ -35,6 +39,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     data: EncodedData | None = field(default=None, repr=False)  # what the model was trained on, for the bundle
+    two_stage: TwoStage | None = field(default=None, repr=False)  # the second stage, when the spec asks for one
 
     def save(self, out: str | Path) -> Path:
         """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml, model/ and bundle/."""
@@ -51,6 +56,8 @@ class RunResult:
         self.trained.save(out / "model")
         if self.data is not None:
             export_bundle(self.trained, self.data, out / "bundle")
+        if self.two_stage is not None:
+            self.two_stage.save(out / "bundle" / "two_stage")
         return out
 
 
@@ -94,6 +101,11 @@ def run(
     data = data.to(spec.training.device)
     history, weights = train(trained.model, data, spec, callbacks=callbacks, progress=progress)
     metrics, notes = final_metrics(trained.model, data, spec)
+    two_stage = None
+    if spec.recommend is not None:
+        two_stage = fit_two_stage(spec, interactions, data)
+        metrics = {**{f"retrieval_{k}" if _is_model_key(k) else k: v for k, v in metrics.items()}}
+        metrics.update(two_stage_metrics(two_stage, data, spec.evaluation))
     return RunResult(
         spec=spec,
         metrics=metrics,
@@ -104,7 +116,25 @@ def run(
         notes=notes,
         seconds=time.perf_counter() - started,
         data=data,
+        two_stage=two_stage,
     )
+
+
+def _is_model_key(key: str) -> bool:
+    """Whether a metric is the first-stage model's own retrieval metric (not a baseline's, not a rating error)."""
+    plain = key.split("_at_")[0]
+    return not key.startswith(tuple(f"{b}_" for b in BASELINES)) and plain.endswith(
+        ("recall", "ndcg", "coverage", "mrr")
+    )
+
+
+def two_stage_metrics(two_stage: TwoStage, data: EncodedData, evaluation: EvaluationSpec) -> dict[str, float]:
+    """The final lists' recall and NDCG on the test split: all, repeat and explore."""
+    pairs = SplitPairs.of(data, data.test)
+    buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
+    k = max(evaluation.ks)
+    full, explore = two_stage.lists(buyers, k), two_stage.lists(buyers, k, explore=True)
+    return list_metrics(full, explore, list_of, pairs, evaluation, "")
 
 
 def final_metrics(model: TwoTowerModel, data: EncodedData, spec: ExperimentSpec) -> tuple[dict[str, float], list[str]]:

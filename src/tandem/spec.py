@@ -38,9 +38,9 @@ from tandem.metric_names import DEFAULT_KS
 
 
 class Section(BaseModel):
-    """Base of every spec section: unknown keys are errors, assignments are re-validated."""
+    """Base of every spec section: unknown keys are errors, numbers are finite, assignments are re-validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
@@ -64,7 +64,7 @@ def ui(**hints: Any) -> dict[str, Any]:
 
 # Platform limits of a layer list: enough for any tower this engine trains, small enough for a form.
 MAX_LAYERS = 8
-MAX_LAYER_SIZE = 8192
+MAX_LAYER_SIZE = 16_384
 LayerSize = Annotated[int, Field(ge=1, le=MAX_LAYER_SIZE, strict=True)]  # strict: `true` is not a size
 
 
@@ -243,15 +243,15 @@ class IdFeature(_EmbeddedFeature):
 
     transform: Literal["id", "categorical"]
     min_count: int = Field(1, ge=1)
-    oov_buckets: int = Field(1, ge=1)
-    max_vocab: int | None = Field(None, ge=1)
+    oov_buckets: int = Field(1, ge=1, le=2**20)
+    max_vocab: int | None = Field(None, ge=1, le=2**24)
 
 
 class HashFeature(_EmbeddedFeature):
     """A value hashed into a fixed number of bins (no vocabulary to store)."""
 
     transform: Literal["hashing"]
-    num_bins: int = Field(1024, ge=2)
+    num_bins: int = Field(1024, ge=2, le=2**22)
 
 
 class NumericFeature(_FeatureBase):
@@ -273,7 +273,7 @@ class TextFeature(_EmbeddedFeature):
     """Free text as a bag of lower-cased word tokens, mean-pooled embeddings."""
 
     transform: Literal["text"]
-    max_tokens: int = Field(20_000, ge=1)
+    max_tokens: int = Field(20_000, ge=1, le=2**20)
     min_count: int = Field(1, ge=1)
     max_length: int = Field(16, ge=1, le=512)
 
@@ -284,8 +284,36 @@ class TimeFeature(_FeatureBase):
     transform: Literal["timestamp"]
 
 
+class HistoryFeature(_FeatureBase):
+    """The buyer's past purchases (YouTube DNN's watch history): the values of the product column `column`
+    (the product id, or an attribute such as a category) the buyer bought in the training split, as a weighted
+    bag pooled over the product tower's own embedding of that column, so the query tower knows what the buyer
+    buys. Buyer side only; the buyer is looked up by `data.buyer_id`."""
+
+    transform: Literal["history"]
+    weighting: Literal["count", "recency"] = Field(
+        "count", description="'count': orders per value; 'recency': each order decays with `half_life_days`."
+    )
+    half_life_days: float = Field(30.0, gt=0.0, description="Recency weighting: an order this old counts half.")
+    max_items: int = Field(200, ge=1, le=10_000, description="The heaviest values kept per buyer.")
+    count_column: str | None = Field(
+        None,
+        description="A numeric column of orders per row; by default each aggregated pair's distinct orders "
+        "(1 per row without aggregation).",
+    )
+    leave_out_target: Literal["pair", "order", "none"] = Field(
+        "pair",
+        description="In training, what a row's own purchase takes out of its buyer's bag: the whole buyer–product "
+        "pair ('pair'), one order of it, so re-orders still show ('order'), or nothing ('none', which leaks).",
+    )
+
+    @property
+    def feature_name(self) -> str:
+        return self.name or f"history_{self.column}"
+
+
 Feature = Annotated[
-    IdFeature | HashFeature | NumericFeature | BucketFeature | TextFeature | TimeFeature,
+    IdFeature | HashFeature | NumericFeature | BucketFeature | TextFeature | TimeFeature | HistoryFeature,
     Field(discriminator="transform"),
 ]
 
@@ -369,13 +397,28 @@ class ModelSpec(Section):
     logq_correction: bool = Field(
         False, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
     )
+    retrieval_negatives: Literal["in_batch", "catalog"] = Field(
+        "in_batch",
+        json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"]),
+        description="'catalog': a softmax over the whole catalog when it has at most catalog_softmax_max_products "
+        "products, else over sampled_negatives products drawn uniformly and shared by the batch (plus its positives).",
+    )
+    catalog_softmax_max_products: int = Field(
+        100_000, ge=1, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
+    )
+    sampled_negatives: int = Field(
+        8192, ge=1, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
+    )
     retrieval_loss_reduction: Literal["sum", "mean"] = Field(
         "sum",
         description="'sum' matches TensorFlow Recommenders' Retrieval task.",
         json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"]),
     )
-    ranking_loss: Literal["mse", "huber", "bce"] = Field(
-        "mse", json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"])
+    ranking_loss: Literal["mse", "huber", "bce", "bpr", "hinge", "softmax", "lambdarank"] = Field(
+        "mse",
+        description="Pointwise (mse, huber, bce), pairwise over sampled negatives of the same buyer (bpr, hinge) "
+        "or listwise per buyer (softmax, lambdarank).",
+        json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"]),
     )
     huber_delta: float = Field(
         1.0, gt=0.0, json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"])
@@ -444,7 +487,7 @@ class TrainingSpec(Section):
     optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
     learning_rate: float = Field(0.1, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    batch_size: int = Field(8192, ge=2)
+    batch_size: int = Field(8192, ge=2, le=2**20)
     epochs: int = Field(3, ge=1, le=10_000)
     seed: int = 42
     sparse_embeddings: bool = Field(False, description="Sparse gradients for id tables (Adagrad, SGD, Adam).")
@@ -481,6 +524,34 @@ class EvaluationSpec(Section):
         return sorted(set(ks))
 
 
+# ------------------------------------------------------------------------------------ recommend
+
+
+class RecommendSpec(Section):
+    """Two-stage recommendation: candidates from several sources, re-ranked by a ranker learned on pair features.
+
+    The ranker learns on the training period alone: features from the orders before `cutoff - horizon`, labels
+    from the pairs bought in the horizon after it (and as many earlier windows as `windows` asks). The horizon
+    is `horizon_days`, or else the length of the test period.
+    """
+
+    history: int = Field(1000, ge=0, description="At most this many of the buyer's past products, most ordered first.")
+    ease: int = Field(100, ge=0, description="Item–item (EASE) candidates the buyer has not bought.")
+    popularity: int = Field(100, ge=0, description="Most popular products the buyer has not bought.")
+    ease_lambda: float = Field(500.0, gt=0.0)
+    ease_products: int = Field(6000, ge=1, le=20000)
+    ease_neighbours: int = Field(200, ge=1, description="Neighbours kept per product for scoring.")
+    category: str | None = Field(None, description="Product column whose share of the buyer's orders is a feature.")
+    horizon_days: float | None = Field(None, gt=0.0)
+    windows: int = Field(2, ge=1, le=12, description="Training windows of one horizon each, latest first.")
+    max_train_buyers: int = Field(20000, ge=1, description="Buyers sampled per window to train the ranker.")
+    ranker_layers: list[int] = Field(default_factory=lambda: [64, 32, 1])
+    ranker_loss: Literal["bce", "bpr", "hinge", "softmax", "lambdarank"] = "softmax"
+    ranker_epochs: int = Field(4, ge=1, le=1000)
+    ranker_learning_rate: float = Field(0.003, gt=0.0)
+    buyers_per_batch: int = Field(64, ge=1)
+
+
 # ----------------------------------------------------------------------------------------- the spec
 
 
@@ -493,6 +564,7 @@ class ExperimentSpec(Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    recommend: RecommendSpec | None = Field(None, description="Re-rank candidates in a second stage.")
 
     def resolve_paths(self, base: Path) -> ExperimentSpec:
         """Return a copy whose relative data paths are made absolute against `base`."""
@@ -569,13 +641,23 @@ def _rating_head_ends_in_one(model: ModelSpec) -> Problem | None:
 
 # Widths of the dense transforms (Standardize.width_, TimeFeatures.width_): a tower without layers outputs
 # its inputs side by side, so its output size is the sum of its embedding dims and these widths.
-_DENSE_WIDTHS = {"numeric": 1, "timestamp": 5}
+DENSE_WIDTHS = {"numeric": 1, "timestamp": 5}
 
 
-def _tower_output(layers: list[int], features: list) -> int:
+def _tower_output(layers: list[int], features: list, product: list) -> int:
     if layers:
         return layers[-1]
-    return sum(_DENSE_WIDTHS.get(f.transform) or f.embedding_dim for f in features)
+    return sum(DENSE_WIDTHS.get(f.transform) or _embedding_dim(f, product) for f in features)
+
+
+def _embedding_dim(feature: Any, product: list) -> int:
+    """A feature's embedding width; a history bag has the width of the product feature it shares."""
+    if feature.transform != "history":
+        return feature.embedding_dim
+    return next((p.embedding_dim for p in product if p.column == feature.column and p.transform in _SHAREABLE), 0)
+
+
+_SHAREABLE = ("id", "categorical")
 
 
 def _tower_layers_agree(model: ModelSpec) -> Problem | None:
@@ -588,8 +670,9 @@ def _tower_layers_agree(model: ModelSpec) -> Problem | None:
 def _towers_agree(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
     if model.buyer_tower_layers and model.product_tower_layers:
         return None  # the layers alone decide (_tower_layers_agree)
-    b = _tower_output(model.buyer_tower_layers, features.buyer)
-    p = _tower_output(model.product_tower_layers, features.product)
+    product = features.product
+    b = _tower_output(model.buyer_tower_layers, features.buyer, product)
+    p = _tower_output(model.product_tower_layers, product, product)
     if b != p:
         return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b}, product {p}")
     return None
@@ -638,10 +721,59 @@ def _bce_needs_plain_target(model: ModelSpec, features: FeaturesSpec) -> Problem
     return None
 
 
+def _history_shares_a_product_feature(features: FeaturesSpec) -> Problem | None:
+    shareable = {f.column for f in features.product if f.transform in _SHAREABLE}
+    for i, f in enumerate(features.buyer):
+        if f.transform == "history" and f.column not in shareable:
+            return Problem(
+                f"features.buyer.{i}.column",
+                f"a history bag shares the product tower's embedding of '{f.column}', so the product side needs an "
+                f"id or categorical feature on that column (it has: {', '.join(sorted(shareable)) or 'none'})",
+            )
+    return None
+
+
+def _history_only_for_buyers(features: FeaturesSpec) -> Problem | None:
+    for i, f in enumerate(features.product):
+        if f.transform == "history":
+            return Problem(
+                f"features.product.{i}.transform", "a purchase history describes a buyer: use it on the buyer side"
+            )
+    return None
+
+
+def _recency_needs_timestamp(features: FeaturesSpec, data: DataSpec) -> Problem | None:
+    for i, f in enumerate(features.buyer):
+        if f.transform == "history" and f.weighting == "recency" and not data.timestamp:
+            return Problem(f"features.buyer.{i}.weighting", "recency weighting needs data.timestamp")
+    return None
+
+
+def _catalog_softmax_without_logq(model: ModelSpec) -> Problem | None:
+    m = model
+    if m.retrieval_negatives == "catalog" and (m.logq_correction or m.remove_accidental_hits):
+        field = "logq_correction" if m.logq_correction else "remove_accidental_hits"
+        return Problem(
+            f"model.{field}",
+            f"{field} corrects in-batch negatives; with retrieval_negatives 'catalog' every product is a negative "
+            "once, so set it to false",
+        )
+    return None
+
+
+def _recommend_needs_time_split(recommend: RecommendSpec | None, data: DataSpec) -> Problem | None:
+    if recommend is not None and (data.split.kind != "time" or data.timestamp is None):
+        return Problem("recommend", "a two-stage recommend learns from time: it needs data.timestamp and a time split")
+    if recommend is not None and recommend.ranker_layers[-1] != 1:
+        return Problem("recommend.ranker_layers", "the ranker's last layer gives the score: it must be 1")
+    return None
+
+
 # A rule returns its problem, a list of problems, or None.
 Rule = Callable[..., Problem | list[Problem] | None]
 RULES: tuple[Rule, ...] = (
     _split_cutoff_only_for_time,
+    _recommend_needs_time_split,
     _unique_derived_names,
     _time_split_needs_timestamp,
     _unique_feature_names,
@@ -654,6 +786,10 @@ RULES: tuple[Rule, ...] = (
     _early_stopping_metric_is_measured,
     _sparse_without_weight_decay,
     _bce_needs_plain_target,
+    _history_shares_a_product_feature,
+    _history_only_for_buyers,
+    _recency_needs_timestamp,
+    _catalog_softmax_without_logq,
 )
 
 
@@ -664,11 +800,17 @@ def rule_sections(rule: Rule) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------ loading
 
+
+def _section_class(annotation: Any) -> type[Section] | None:
+    """The Section class of a spec field (`ModelSpec`, or `RecommendSpec | None`), or None for another field."""
+    members = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    cls = members[0] if len(members) == 1 else None
+    return cls if isinstance(cls, type) and issubclass(cls, Section) else None
+
+
 # The spec's sections and their classes, read from ExperimentSpec itself.
 SECTIONS: dict[str, type[Section]] = {
-    name: info.annotation
-    for name, info in ExperimentSpec.model_fields.items()
-    if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
+    name: cls for name, info in ExperimentSpec.model_fields.items() if (cls := _section_class(info.annotation))
 }
 
 
@@ -692,18 +834,20 @@ def _is_union_tag(part: str | int) -> bool:
         "bucketize",
         "text",
         "timestamp",
+        "history",
     }
 
 
 def _parse_sections(
     raw: Mapping[str, Any], extra_rules: Sequence[Rule] = ()
-) -> tuple[dict[str, Section], list[Problem]]:
+) -> tuple[dict[str, Section | None], list[Problem]]:
     """Each section of `raw` validated alone, then every rule whose sections all parsed."""
-    parsed: dict[str, Section] = {}
+    parsed: dict[str, Section | None] = {}
     problems: list[Problem] = []
     for name, value in raw.items():
         try:
-            parsed[name] = SECTIONS[name].model_validate(value)
+            optional_and_off = value is None and not ExperimentSpec.model_fields[name].is_required()
+            parsed[name] = None if optional_and_off else SECTIONS[name].model_validate(value)
         except ValidationError as e:
             problems += _problems_from(e, (name,))
     for rule in (*RULES, *extra_rules):
@@ -714,7 +858,7 @@ def _parse_sections(
     return parsed, problems
 
 
-def check_sections(raw: Mapping[str, Any]) -> dict[str, Section]:
+def check_sections(raw: Mapping[str, Any]) -> dict[str, Section | None]:
     """Validate some sections of a spec on their own (a saved config): their fields and the rules among them.
 
     `raw` maps section names (`features`, `model`, `training`, …) to their dicts. Returns the parsed sections;
@@ -735,9 +879,12 @@ def parse_spec(raw: dict[str, Any], base: Path | None = None, extra_rules: Seque
     """
     if not isinstance(raw, dict):
         raise SpecError([Problem("(spec)", f"a spec must be a mapping of sections, got {type(raw).__name__}")])
-    # A section left out takes its defaults (and its rules run), unless it is required.
-    optional = {name for name, info in ExperimentSpec.model_fields.items() if not info.is_required()}
-    given = {name: raw.get(name, {}) for name in SECTIONS if name in raw or name in optional}
+    # A section left out takes its default (and its rules run), unless it is required: its defaults, or None.
+    given = {name: raw[name] for name in SECTIONS if name in raw}
+    for name in SECTIONS:
+        info = ExperimentSpec.model_fields[name]
+        if name not in given and not info.is_required():
+            given[name] = {} if info.default_factory is not None else info.default
     parsed, problems = _parse_sections(given, extra_rules)
     # The other keys (the name, unknown ones, missing sections) are checked with every section that parsed;
     # a section that failed stands in unvalidated, as its own problems are already listed.

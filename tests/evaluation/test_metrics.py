@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tandem.evaluation.metrics import coverage, rating_metrics, retrieval_metrics
+from tandem.evaluation.metrics import best_baseline, coverage, lifts, rating_metrics, retrieval_metrics
 from tandem.evaluation.topk import top_k, true_ranks
 
 KS = [1, 3, 10]
@@ -151,3 +151,28 @@ def test_rating_metrics_are_root_mean_squared_and_mean_absolute_error():
 def test_rating_metrics_of_no_targets_are_empty():
     """No targets give no rating metrics."""
     assert rating_metrics(np.zeros(0), np.zeros(0)) == {}
+
+
+def test_best_baseline_is_the_highest_and_the_first_listed_on_ties():
+    """best_baseline picks the highest value of one metric; ties go to the earlier baseline in BASELINES."""
+    metrics = {"popularity_recall_at_10": 0.2, "buy_again_recall_at_10": 0.4, "ease_recall_at_10": 0.4}
+    assert best_baseline(metrics, "recall", 10) == ("buy_again", 0.4)
+    assert best_baseline(metrics, "recall", 5) is None
+
+
+def test_lifts_divide_the_model_by_the_best_baseline_for_each_subset():
+    """A lift row for every subset and K the model and a baseline both measured; a zero baseline has no lift."""
+    metrics = {
+        "recall_at_10": 0.3,
+        "ease_recall_at_10": 0.2,
+        "explore_recall_at_10": 0.1,
+        "popularity_explore_recall_at_10": 0.0,
+        "repeat_recall_at_10": 0.5,
+    }
+    rows = lifts(metrics, [10])
+    assert [(r.subset, r.k, r.model, r.baseline, r.baseline_value) for r in rows] == [
+        ("", 10, 0.3, "ease", 0.2),
+        ("explore_", 10, 0.1, "popularity", 0.0),
+    ]
+    assert rows[0].lift == pytest.approx(1.5)
+    assert rows[1].lift is None

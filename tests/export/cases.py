@@ -1,8 +1,9 @@
 """Small trained models of every type, each trained once per test session and shared by tests/export and
 tests/serving (a module-level cache, because the two folders' conftests cannot share a session fixture).
 
-The data are the shared synthetic tables (tests/conftest.py); the spec adds a dense buyer input (a timestamp)
-and a token-bag product input (the title), so that the graphs cover every input kind.
+The data are the shared synthetic tables (tests/conftest.py); the spec adds a dense buyer input (a timestamp), a
+purchase-history bag (weighted rows of the product table) and a token-bag product input (the title), so that the
+graphs cover every input kind.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def spec_dict(model_type: str) -> dict[str, Any]:
             "buyer": [
                 {"column": "buyer", "transform": "id", "embedding_dim": 8},
                 {"column": "ts", "transform": "timestamp"},
+                {"column": "product", "transform": "history", "weighting": "recency", "half_life_days": 30},
             ],
             "product": [
                 {"column": "product", "transform": "id", "embedding_dim": 8},

@@ -55,7 +55,12 @@ def test_manifest_describes_requests_and_versions(cases: Callable[[str], Case]) 
     manifest = _manifest(case.bundle)
     assert manifest["buyer_columns"] == ["buyer", "ts"]
     assert manifest["id_features"] == ["buyer"]
-    assert [i["name"] for i in manifest["query_inputs"]] == ["buyer", "ts"]
+    assert [i["name"] for i in manifest["query_inputs"]] == [
+        "buyer",
+        "ts",
+        "history_product",
+        "history_product_weights",
+    ]
     assert manifest["num_products"] == len(case.result.data.product_ids)
     assert manifest["spec"] == case.spec.to_dict()
     assert manifest["versions"]["torch"] == torch.__version__

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tandem.models.tasks import RankingTask, RetrievalTask, in_batch_softmax_loss
+from tandem.models.tasks import RankingTask, RetrievalTask, catalog_candidates, in_batch_softmax_loss
 
 
 def _random_batch(seed: int, batch: int = 14, n_queries: int = 4, n_products: int = 5, dim: int = 3):
@@ -165,3 +165,37 @@ def test_regression_ranking_output_is_the_raw_prediction():
     raw = torch.tensor([-1.0, 3.5])
     assert RankingTask("mse").output(raw).tolist() == [-1.0, 3.5]
     assert RankingTask("huber").output(raw).tolist() == [-1.0, 3.5]
+
+
+def test_catalog_softmax_is_the_cross_entropy_over_every_product():
+    """With the whole catalog as candidates (count 1 each), a row's loss is -log softmax over all products."""
+    g = torch.Generator().manual_seed(5)
+    queries = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    catalog = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    query_index = torch.tensor([0, 1, 2, 0, 2])
+    products = torch.tensor([5, 0, 5, 2, 3])
+    rows, candidate_index = catalog_candidates(
+        products, 6, max_products=6, sampled=2, generator=torch.Generator().manual_seed(0)
+    )
+    assert rows.tolist() == list(range(6)) and torch.equal(candidate_index, products)
+    task = RetrievalTask(temperature=0.5)
+    loss = task(queries, catalog[rows], query_index, candidate_index, torch.ones(6, dtype=torch.int64))
+    expected = 0.0
+    for q, p in zip(query_index.tolist(), products.tolist(), strict=True):
+        logits = [float(queries[q] @ catalog[j]) / 0.5 for j in range(6)]
+        expected -= logits[p] - math.log(sum(math.exp(x) for x in logits))
+    assert float(loss) == pytest.approx(expected, rel=1e-12)
+
+
+def test_catalog_candidates_above_the_size_sample_shared_negatives_and_keep_the_positives():
+    """A catalog larger than max_products gives `sampled` uniform rows plus the batch's own, each once."""
+    products = torch.tensor([7, 3, 7, 95])
+    rows, candidate_index = catalog_candidates(
+        products, 100, max_products=50, sampled=10, generator=torch.Generator().manual_seed(1)
+    )
+    assert len(torch.unique(rows)) == len(rows) and 10 <= len(rows) <= 13
+    assert torch.equal(rows[candidate_index], products)
+    again, _ = catalog_candidates(
+        products, 100, max_products=50, sampled=10, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(rows, again)  # seeded

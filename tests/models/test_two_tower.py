@@ -144,3 +144,22 @@ def test_tower_groups_name_the_parts_whose_weights_are_summarised():
     """tower_groups lists both towers, plus the rating head when the model has one."""
     assert set(_model(type="multitask").tower_groups()) == {"query_tower", "candidate_tower", "rating_head"}
     assert set(_model(type="retrieval").tower_groups()) == {"query_tower", "candidate_tower"}
+
+
+def test_history_bag_pools_the_candidate_towers_own_rows_by_weight():
+    """The query tower's bag is the weighted mean of the product table's rows, and it trains that same table."""
+    torch.manual_seed(0)
+    query_inputs = [InputSpec("buyer", "index", 6, 4), InputSpec("history", "weighted_bag", 7, 3, shares="product")]
+    spec = ModelSpec(type="retrieval", buyer_tower_layers=[5], product_tower_layers=[5])
+    model = TwoTowerModel(spec, query_inputs, CANDIDATE_INPUTS)
+    table = model.candidate_tower.embeddings["product"]
+    bag = model.query_tower.embeddings["history"]
+    assert bag.table is table
+    rows = torch.tensor([[2, 5, 0], [0, 0, 0]])
+    weights = torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    pooled = bag(rows, weights)
+    torch.testing.assert_close(pooled[0], (3 * table.weight[2] + table.weight[5]) / 4)
+    assert torch.equal(pooled[1], torch.zeros(3))  # an empty history pools to zeros
+    model.query_tower({"buyer": torch.tensor([1, 2]), "history": rows, "history_weights": weights}).sum().backward()
+    assert set(torch.nonzero(table.weight.grad.abs().sum(1)).flatten().tolist()) == {2, 5}
+    assert sum(p is table.weight for p in model.parameters()) == 1  # one table, optimised once

@@ -3,7 +3,8 @@ requests that are all refused with a 4xx (a 500 would raise here, from Starlette
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -11,7 +12,7 @@ from starlette.applications import Starlette
 from tandem.serving import recommender
 from tandem.serving.app import create_app
 from tandem.serving.bundle import Bundle
-from tandem.serving.requests import MAX_BODY_BYTES, MAX_BUYERS, MAX_K
+from tandem.serving.requests import MAX_BODY_BYTES, MAX_BUYERS, MAX_IDS, MAX_K, MAX_PAIRS, MAX_RESULTS
 from tests.serving.conftest import call_app
 
 BUYER = {"buyer": "b1", "ts": 1_700_000_000}
@@ -24,13 +25,28 @@ def apps(bundles: Callable[[str], Bundle]) -> Callable[[str], Starlette]:
 
 
 def test_health_and_metadata(apps: Callable[[str], Starlette], bundles: Callable[[str], Bundle]) -> None:
-    """Health names the signatures; metadata is the manifest."""
+    """Health names the signatures; metadata is the manifest with file paths cut to their names."""
     assert call_app(apps("multitask"), "GET", "/v1/health") == (
         200,
         {"status": "ok", "model_type": "multitask", "signatures": ["serving_default", "serve_ranking"]},
     )
     status, body = call_app(apps("ranking"), "GET", "/v1/metadata")
-    assert status == 200 and body == bundles("ranking").manifest.model_dump(mode="json")
+    manifest = bundles("ranking").manifest.model_dump(mode="json")
+    assert Path(manifest["spec"]["data"]["transactions"]["path"]).is_absolute()
+    assert status == 200 and body["spec"]["data"]["transactions"]["path"] == "transactions.csv"
+    assert not [v for v in _strings(body) if v.startswith(("/tmp", str(Path.home())))]
+    assert {k: v for k, v in body.items() if k != "spec"} == {k: v for k, v in manifest.items() if k != "spec"}
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
 
 
 def test_retrieve_answers_what_the_plain_function_answers(
@@ -107,6 +123,19 @@ MALFORMED = [
     ("POST", "/v1/rank", b'{"buyer": {"buyer": "b1"}, "product_ids": [null]}', 422),
     ("POST", "/v1/rank", b'{"buyer": {"buyer": "b1"}, "product_ids": ["nope", "p1"]}', 422),
     ("POST", "/v1/recommend", b'{"buyer": {"buyer": "b1"}, "candidates": 0}', 422),
+    # Lone surrogates in a feature value, a feature name and a product id: not Unicode, so refused at the door.
+    ("POST", "/v1/retrieve", b'{"buyer": {"buyer": "\\ud800"}}', 422),
+    ("POST", "/v1/retrieve", b'{"buyer": {"\\udfff": 1}}', 422),
+    ("POST", "/v1/rank", b'{"buyer": {"buyer": "b1"}, "product_ids": ["p1\\udc00"]}', 422),
+    # 64 buyers × 10,000 ids is 640,000 pairs; each count alone is within its limit.
+    (
+        "POST",
+        "/v1/rank",
+        b'{"buyers": [%s], "product_ids": [%s]}'
+        % (b",".join([b"{}"] * 64), b",".join(b"%d" % i for i in range(MAX_IDS))),
+        413,
+    ),
+    ("POST", "/v1/retrieve", b'{"buyers": [%s], "k": %d}' % (b",".join([b"{}"] * MAX_BUYERS), MAX_K), 413),
     ("GET", "/v1/retrieve", b"", 405),
     ("POST", "/v1/health", b"", 405),
     ("GET", "/v2/retrieve", b"", 404),
@@ -123,6 +152,35 @@ def test_malformed_requests_get_the_intended_status(
     assert status == expected, answer
     if expected >= 400:
         assert answer["status"] == expected and answer["code"] and answer["message"]
+
+
+def test_a_lone_surrogate_is_refused_naming_where_it_is(apps: Callable[[str], Starlette]) -> None:
+    """The field path of the text that cannot be encoded is in the answer."""
+    status, body = call_app(apps("multitask"), "POST", "/v1/retrieve", body=b'{"buyer": {"buyer": "\\ud800x"}}')
+    assert status == 422 and body["fields"] == {"buyer.buyer": body["fields"]["buyer.buyer"]}
+    assert "surrogate" in body["message"]
+    good = b'{"buyer": {"buyer": "\\ud83d\\ude00"}, "k": 3}'  # a valid pair (an emoji) is just text
+    assert call_app(apps("multitask"), "POST", "/v1/retrieve", body=good)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "limit"),
+    [
+        ("/v1/rank", {"buyers": [BUYER] * 11, "product_ids": ["p1"] * (MAX_PAIRS // 10)}, "rank_pairs"),
+        ("/v1/rank", {"buyers": [BUYER] * 2, "product_ids": [["p1"] * MAX_IDS] * 2}, None),
+        ("/v1/retrieve", {"buyers": [BUYER] * 11, "k": MAX_RESULTS // 10}, "retrieve_results"),
+        ("/v1/recommend", {"buyers": [BUYER] * 11, "k": 1, "candidates": MAX_RESULTS // 10}, "retrieve_results"),
+    ],
+)
+def test_work_per_request_is_bounded_by_the_product_of_its_counts(
+    apps: Callable[[str], Starlette], path: str, payload: dict, limit: str | None
+) -> None:
+    """buyers × ids (rank) and buyers × k (retrieve, recommend) are limited, not only each count; 413 names it."""
+    status, body = call_app(apps("multitask"), "POST", path, payload)
+    if limit is None:
+        assert status == 200, body
+        return
+    assert status == 413 and body["code"] == "too_much_work" and limit in body["message"], body
 
 
 def test_an_oversized_body_is_413_before_it_is_parsed(apps: Callable[[str], Starlette]) -> None:

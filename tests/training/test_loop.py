@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
+from tandem.models.tasks import catalog_candidates
 from tandem.run import prepare, run
 from tandem.spec import load_spec
 from tandem.training.loop import make_batch, train
@@ -212,3 +214,53 @@ def test_sparse_embeddings_train_with_every_optimizer(synthetic_spec_path, optim
     assert trained.model.query_tower.embeddings["buyer"].sparse
     assert not torch.equal(before, after)
     assert all(torch.isfinite(p).all() for p in trained.model.parameters())
+
+
+HISTORY = (
+    "features.buyer=[{column: buyer, transform: id, embedding_dim: 8},"
+    " {column: product, transform: history, max_items: 4}]"
+)
+
+
+def test_history_rows_are_their_own_queries_without_their_own_product(synthetic_spec_path):
+    """Each training row is embedded from its buyer's bag less the row's own product, as if that entry were gone."""
+    _, trained, data = prepare(load_spec(synthetic_spec_path, [HISTORY]))
+    idx = torch.arange(0, 200)
+    batch = make_batch(data, data.train, idx, None)
+    own_rows, own_weights = batch.leave_out["history_product"]
+    product_rows = trained.product_features.transform(data.catalog_frame)["product"]
+    assert own_rows.tolist() == product_rows[data.train.product[idx].numpy()].tolist()
+    per_row = {k: v[batch.query_index] for k, v in batch.query_inputs.items()}
+    is_own = per_row["history_product"] == own_rows.unsqueeze(1)
+    assert 0 < is_own.any(1).sum() < 200  # some rows' products are among their buyer's 4 heaviest, some not
+    torch.testing.assert_close(per_row["history_product_weights"][is_own], own_weights[is_own.any(1)])
+    per_row["history_product_weights"] = per_row["history_product_weights"].masked_fill(is_own, 0.0)
+    tower = trained.model.query_tower
+    got = tower(batch.query_inputs, batch.query_index, batch.leave_out)
+    torch.testing.assert_close(got, tower(per_row))
+
+
+def test_history_kept_in_training_when_asked(synthetic_spec_path):
+    """leave_out_target: none keeps full bags (to measure the leak)."""
+    spec = load_spec(synthetic_spec_path, [HISTORY.replace("max_items: 4", "max_items: 4, leave_out_target: none")])
+    _, _, data = prepare(spec)
+    batch = make_batch(data, data.train, torch.arange(0, 200), None)
+    assert batch.leave_out is None
+
+
+def test_catalog_negatives_put_every_product_in_every_batch(synthetic_spec_path):
+    """retrieval_negatives 'catalog' trains against the whole catalog, each product once."""
+    spec = load_spec(
+        synthetic_spec_path, ["model.retrieval_negatives=catalog", "model.type=retrieval", "training.epochs=1"]
+    )
+    _, trained, data = prepare(spec)
+    idx = torch.arange(0, 30)
+    catalog = partial(
+        catalog_candidates, n_catalog=len(data.product_ids), max_products=10**5, sampled=1, generator=None
+    )
+    batch = make_batch(data, data.train, idx, None, catalog)
+    assert torch.equal(batch.candidate_inputs["product"], data.catalog["product"])
+    assert torch.equal(batch.candidate_index, data.train.product[idx])
+    assert batch.candidate_counts.tolist() == [1] * len(data.product_ids)
+    history, _ = train(trained.model, data, spec)
+    assert np.isfinite(history[0]["retrieval_loss"])

@@ -57,6 +57,8 @@ def _platform_settings() -> Iterator[None]:
     settings.TANDEM_HEARTBEAT_INTERVAL = float(TEST_ENV["TANDEM_HEARTBEAT_INTERVAL"])
     settings.TANDEM_HEARTBEAT_TIMEOUT = float(TEST_ENV["TANDEM_HEARTBEAT_TIMEOUT"])
     settings.MLFLOW_TRACKING_URI = None
+    # Passwords are hashed quickly here: a sign-in costs a second of CPU with the production hasher.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     yield
 
 

@@ -174,3 +174,74 @@ def test_a_huge_request_body_is_refused(acme: Tenant, settings) -> None:
     body = json.dumps({**MODEL, "name": "m", "description": "x" * 5000})
     response = acme.client.post("/api/model-configs", body, content_type="application/json")
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/api/{name}?{param}={value}"
+        for name in ("experiments", "datasets", "feature-configs", "model-configs", "deployments")
+        for param in ("limit", "offset")
+        for value in (2**63, 2**64, 10**30)
+    ],
+)
+def test_page_bounds_past_64_bits_are_422_naming_the_parameter(acme: Tenant, url: str) -> None:
+    """limit/offset ≥ 2^63 used to overflow in the database (500)."""
+    errors = _assert_4xx(acme.client.get(url), 422)["errors"]
+    assert set(errors) & {"limit", "offset"}, errors
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=", "multipart/form-data; boundary=\u00e9"]
+)
+def test_multipart_without_a_usable_boundary_is_400(acme: Tenant, content_type: str) -> None:
+    """The multipart parser used to raise (500) on a missing boundary."""
+    response = acme.client.post("/api/datasets", b"--x\r\n\r\n", content_type=content_type)
+    assert "boundary" in _assert_4xx(response, 400)["message"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"name": "\\ud800", "model_type": "retrieval"}', "name"),
+        (b'{"name": "m", "description": "ok \\udfff"}', "description"),
+        (b'{"name": "m", "options": {"model": {"\\udbff": 1}}}', "options"),
+    ],
+)
+def test_a_lone_surrogate_in_json_is_422_naming_the_field(acme: Tenant, raw: bytes, field: str) -> None:
+    """Text that is not valid Unicode is refused at the door (it used to fail inside the database)."""
+    errors = _assert_4xx(acme.client.post("/api/model-configs", raw, content_type="application/json"), 422)["errors"]
+    assert field in errors, errors
+    assert ModelConfig.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "m", "options": {"model": {"temperature": 1e999}}}',
+        b'{"name": "m", "options": {"model": {"huber_delta": Infinity}}}',
+        b'{"name": "m", "options": {"model": {"embedding_init_scale": Infinity}}}',
+        b'{"name": "m", "options": {"training": {"weight_decay": 1e999}}}',
+    ],
+)
+def test_non_finite_model_options_are_422_naming_the_option(acme: Tenant, raw: bytes) -> None:
+    """Infinity passes a lower bound; it used to reach jsonb (PostgreSQL refuses it) and fail there."""
+    body = json.loads(raw)
+    body = {**MODEL, **body}
+    response = acme.client.post("/api/model-configs", json.dumps(body), content_type="application/json")
+    errors = _assert_4xx(response, 422)["errors"]
+    assert "options" in errors and "finite" in " ".join(errors["options"]), errors
+    assert ModelConfig.objects.count() == 0
+
+
+def test_an_unreadable_file_is_reported_without_server_paths(acme: Tenant, settings) -> None:
+    """DuckDB's messages name the file it read; the answer names only the uploaded file."""
+    upload = SimpleUploadedFile("t.parquet", b"PAR1 not really parquet")
+    response = acme.client.post(
+        "/api/datasets",
+        {"name": "d", "transactions": upload, "buyer_id_column": "buyer", "product_id_column": "product"},
+    )
+    body = _assert_4xx(response, 422)
+    text = json.dumps(body)
+    assert "magic bytes" in text and "transactions.parquet" in text, text  # DuckDB's own words, on the stored name
+    assert str(settings.MEDIA_ROOT) not in text and "/datasets/" not in text, text

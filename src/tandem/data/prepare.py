@@ -17,8 +17,9 @@ import pandas as pd
 from tandem.data.derived import add_derived
 from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
+from tandem.data.timestamps import guess_format, is_temporal, timestamp_sql
 from tandem.errors import DataError, Problem, SpecError
-from tandem.experiment_rules import DataFacts, check_experiment
+from tandem.experiment_rules import DataFacts, check_experiment, feature_columns
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
@@ -35,6 +36,8 @@ class Interactions:
     validation: np.ndarray
     test: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
+    # Aggregated data with a two-stage recommend: the distinct (__buyer, __product, __ts) orders before the cutoff.
+    orders: pd.DataFrame | None = None
 
     @property
     def buyers(self) -> np.ndarray:
@@ -47,26 +50,6 @@ class Interactions:
     @property
     def target(self) -> np.ndarray | None:
         return self.frame[TARGET].to_numpy(dtype=np.float64) if TARGET in self.frame else None
-
-
-# Date and time layouts tried, over every value, when a timestamp column is text and no format is declared.
-TIMESTAMP_FORMATS = (
-    "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d",
-    "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S",
-)  # fmt: skip
-
-
-def _timestamp_sql(column: str, duckdb_type: str, fmt: str | None = None) -> str:
-    """Unix seconds of a timestamp column: numbers as they are, dates and times by epoch, text by `fmt`
-    (strptime) or, without one, as ISO 8601."""
-    col = quote(column)
-    if is_numeric(duckdb_type):
-        return f"CAST({col} AS BIGINT)"
-    if duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
-        return f"CAST(epoch({col}) AS BIGINT)"
-    if fmt is not None:
-        return f"CAST(epoch(try_strptime(CAST({col} AS VARCHAR), {literal(fmt)})) AS BIGINT)"
-    return f"CAST(epoch(TRY_CAST({col} AS TIMESTAMPTZ)) AS BIGINT)"
 
 
 def _filter_sql(op: str, column: str, value: Any) -> str:
@@ -184,34 +167,15 @@ class _Loader:
             self.problems.append(Problem(path, f"'{pattern}' is not a regular expression DuckDB (RE2) reads: {reason}"))
 
     def _timestamp_format(self, column: str, duckdb_type: str) -> str | None:
-        """The declared format, or for a text column the one layout that reads every value (None: ISO 8601).
-
-        Guessing from every value, not the first lines, tells 11/13/2000 (M/D/Y) from 13/11/2000 (D/M/Y); when
-        two layouts read every value (all days ≤ 12) the user must choose, since either could be right.
-        """
+        """The declared format, or for a text column the layout that reads its values (None: ISO 8601)."""
         declared = self.spec.data.transactions.timestamp_format
-        if declared or is_numeric(duckdb_type) or duckdb_type.upper().startswith(("TIMESTAMP", "DATE")):
+        if declared or is_numeric(duckdb_type) or is_temporal(duckdb_type):
             return declared
-        col = quote(column)
-        counts = self.con.execute(
-            f"SELECT count({col}), count(TRY_CAST({col} AS TIMESTAMPTZ)), "
-            + ", ".join(f"count(try_strptime(CAST({col} AS VARCHAR), {literal(f)}))" for f in TIMESTAMP_FORMATS)
-            + " FROM tx"
-        ).fetchone()
-        total, iso, by_format = counts[0], counts[1], dict(zip(TIMESTAMP_FORMATS, counts[2:], strict=True))
-        complete = [f for f, n in by_format.items() if n == total]
-        if iso == total or total == 0:
-            return None
-        if len(complete) > 1:
-            self.problems.append(
-                Problem(
-                    "data.transactions.timestamp_format",
-                    f"every value of '{column}' fits {' and '.join(complete)}; declare which one is meant",
-                )
-            )
-            return None
-        best = max(by_format, key=lambda f: by_format[f])
-        return best if by_format[best] > iso else None
+        guess = guess_format(self.con, "tx", column)
+        if guess.ties:
+            message = f"every value of '{column}' fits {' and '.join(guess.ties)}; declare which one is meant"
+            self.problems.append(Problem("data.transactions.timestamp_format", message))
+        return guess.format
 
     @staticmethod
     def _unknown(col: str, where: str, columns: dict[str, str]) -> str:
@@ -220,7 +184,7 @@ class _Loader:
 
     def _query(self, tx: dict[str, str], joined: dict[str, str], joins: list) -> Interactions:
         d, report = self.spec.data, {}
-        feature_cols = sorted({f.column for f in (*self.spec.features.buyer, *self.spec.features.product)})
+        feature_cols = sorted({c for _, c in feature_columns(self.spec.features, self.spec.data)})
         target = self.spec.features.target
         has_target = target is not None and self.spec.model.type != "retrieval"
         wanted = feature_cols + [f.column for f in d.filters] + [a.column for a in d.aggregate or [] if a.column]
@@ -239,7 +203,7 @@ class _Loader:
             fmt = self._timestamp_format(d.timestamp, tx[d.timestamp])
             if self.problems:
                 raise SpecError(self.problems)
-            select.append(f"{_timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
+            select.append(f"{timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
         # File order breaks ties when rows are not aggregated; aggregated rows are ordered by their keys.
@@ -273,7 +237,7 @@ class _Loader:
             ).fetchone()[0]
             clean = f"{clean} AND {kept}"
         rows = f"SELECT * FROM joined WHERE {clean}"
-        period = None
+        lines, period = rows, None
         if d.aggregate is not None:
             if d.split.kind == "time":
                 # Split transactions in time first, then aggregate each side: a pair bought before and after
@@ -286,6 +250,7 @@ class _Loader:
                     ).fetchone()[0]
                 )
                 period = f"({TS} >= {int(cutoff)})" if cutoff is not None else None
+                report["cutoff"] = int(cutoff) if cutoff is not None else None
             carried = [c for c in feature_cols + ([target] if has_target else []) if c not in late_cols]
             rows = _join_attributes(
                 self._aggregate_sql(rows, carried, d.timestamp is not None, period), joins, late_cols
@@ -306,10 +271,13 @@ class _Loader:
         cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
         frame = con.execute(f"SELECT {', '.join(quote(c) for c in cols)} FROM ({rows}) ORDER BY {order}").df()
         report["rows_clean"] = len(frame)
+        orders = None
+        if self.spec.recommend is not None and period is not None:
+            orders = con.execute(f"SELECT DISTINCT {BUYER}, {PRODUCT}, {TS} FROM ({lines}) WHERE NOT {period}").df()
         frame = self._sample(frame, report)
         train, validation, test = split_rows(frame, d.split, report)
         con.close()
-        return Interactions(frame=frame, train=train, validation=validation, test=test, report=report)
+        return Interactions(frame=frame, train=train, validation=validation, test=test, report=report, orders=orders)
 
     def _aggregate_sql(self, rows: str, feature_cols: list[str], has_ts: bool, period: str | None = None) -> str:
         """One row per buyer–product pair (and per side of the time cutoff when `period` is given)."""

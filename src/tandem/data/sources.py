@@ -21,6 +21,14 @@ NUMERIC_TYPES = (
 SNIFF_ROWS = 1_000_000
 
 
+class AmbiguousDatesError(DataError):
+    """Every date of a column fits both day/month and month/day; `columns` and `formats` say which."""
+
+    def __init__(self, message: str, columns: list[str], formats: tuple[str, str]) -> None:
+        super().__init__(message)
+        self.columns, self.formats = columns, formats
+
+
 def resolve_path(path: str) -> Path:
     """Turn a spec path into a file path; `pkg:package/inner/path` points inside an installed package."""
     if path.startswith("pkg:"):
@@ -104,9 +112,11 @@ def _refuse_day_month_doubt(
     ).fetchone()
     doubtful = [c for c, both in zip(columns, row, strict=True) if both]
     if doubtful:
-        raise DataError(
+        raise AmbiguousDatesError(
             f"{name}: every date in {', '.join(doubtful)} fits both {fmt} and {swapped}; "
-            f"declare the file's timestamp_format"
+            f"declare the file's timestamp_format",
+            doubtful,
+            (fmt, swapped),
         )
 
 

@@ -1,6 +1,6 @@
-"""Metrics, full-catalog top-K and the evaluation of a trained model against a popularity baseline."""
+"""Metrics, full-catalog top-K, the list baselines and the evaluation of a trained model beside them.
 
-from tandem.evaluation.metrics import coverage, rating_metrics, retrieval_metrics
-from tandem.evaluation.topk import top_k, true_ranks
-
-__all__ = ["coverage", "rating_metrics", "retrieval_metrics", "top_k", "true_ranks"]
+Modules: `metrics` (metrics from ranks and lists, and their stored names), `topk` (full-catalog ranks and
+top-K), `baselines` (popularity, buy-again, EASE and buy-again then EASE lists; numpy, so serving uses them
+too) and `evaluate` (a model on a split).
+"""

@@ -9,7 +9,7 @@
 
 An explore list removes the buyer's past products (for buy_again that leaves popularity). The pieces are
 usable on their own as candidate sources: `history_lists`, `fit_ease` + `ease_scores`, `popularity_order`
-and `merge_lists`.
+and `merge_lists`. Only fitting EASE needs torch; lists and scores are numpy, so serving can build them too.
 
 EASE size: inverting the N × N Gram matrix costs about N³ and N² × 8 bytes a few times over; 6,000 products
 take about 10 s and under 1 GiB on two cores, so `ease_products` defaults to that, and products outside the
@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from tandem.data.history import PurchaseHistory
 
@@ -57,10 +56,15 @@ class Ease:
 
 def fit_ease(history: PurchaseHistory, counts: np.ndarray, lam: float, max_products: int) -> Ease:
     """EASE over the `max_products` most bought products (by `counts`, those bought at all)."""
+    import torch  # training only: serving builds lists from fitted weights without torch
+
     order = popularity_order(counts)
     columns = order[: min(max_products, int((np.asarray(counts) > 0).sum()))]
     rows, cols = _purchases(history, columns, np.arange(history.n_buyers))
-    x = _sparse(rows, cols, (history.n_buyers, len(columns)), torch.float64)
+    index = torch.from_numpy(np.stack([rows, cols]))
+    ones = torch.ones(index.shape[1], dtype=torch.float64)
+    shape = (history.n_buyers, len(columns))
+    x = torch.sparse_coo_tensor(index, ones, shape, check_invariants=False).coalesce()
     gram = torch.zeros((len(columns), len(columns)), dtype=torch.float64)
     width = max(1, LIST_BLOCK_ELEMENTS // max(1, history.n_buyers))
     for first in range(0, len(columns), width):  # XᵀX a block of dense columns at a time: nnz × N work
@@ -78,8 +82,10 @@ def fit_ease(history: PurchaseHistory, counts: np.ndarray, lam: float, max_produ
 def ease_scores(ease: Ease, history: PurchaseHistory, buyers: np.ndarray) -> np.ndarray:
     """[len(buyers), N] EASE scores of the columns `ease.products` (float32; 0 for buyers without history)."""
     buyers = np.asarray(buyers, dtype=np.int64)
-    x = _sparse(*_purchases(history, ease.products, buyers), (len(buyers), len(ease.products)), torch.float32)
-    return torch.sparse.mm(x, torch.from_numpy(ease.weights)).numpy()
+    rows, cols = _purchases(history, ease.products, buyers)
+    x = np.zeros((len(buyers), len(ease.products)), dtype=np.float32)
+    x[rows, cols] = 1.0
+    return x @ ease.weights
 
 
 def _purchases(history: PurchaseHistory, columns: np.ndarray, buyers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,13 +99,6 @@ def _purchases(history: PurchaseHistory, columns: np.ndarray, buyers: np.ndarray
     cols = position[history.product[entries]]
     kept = cols >= 0
     return rows[kept], cols[kept]
-
-
-def _sparse(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """A binary sparse matrix with ones at (rows, cols)."""
-    index = torch.from_numpy(np.stack([rows, cols]))
-    ones = torch.ones(index.shape[1], dtype=dtype)
-    return torch.sparse_coo_tensor(index, ones, shape, check_invariants=False).coalesce()
 
 
 def top_columns(scores: np.ndarray, products: np.ndarray, k: int) -> np.ndarray:
@@ -138,18 +137,25 @@ class Baselines:
 
     history: the training purchases; counts: [Nc] training rows per product (the popularity);
     ease_lambda, ease_products: EASE's L2 weight and how many of the most bought products it covers.
-    EASE is fitted on first use.
+    EASE is fitted on first use, unless fitted weights are given (`ease`).
     """
 
     names = ("popularity", "buy_again", "ease", "buy_again_ease")
 
-    def __init__(self, history: PurchaseHistory, counts: np.ndarray, ease_lambda: float, ease_products: int) -> None:
+    def __init__(
+        self,
+        history: PurchaseHistory,
+        counts: np.ndarray,
+        ease_lambda: float,
+        ease_products: int,
+        ease: Ease | None = None,
+    ) -> None:
         self.history = history
         self.counts = np.asarray(counts)
         self.ease_lambda = ease_lambda
         self.ease_products = ease_products
         self.popular = popularity_order(self.counts)
-        self._ease: Ease | None = None
+        self._ease = ease
 
     @property
     def ease(self) -> Ease:

@@ -104,20 +104,35 @@ def model_metrics(
     return metrics
 
 
+def list_metrics(
+    full: np.ndarray,
+    explore: np.ndarray,
+    list_of: np.ndarray,
+    pairs: SplitPairs,
+    evaluation: EvaluationSpec,
+    prefix: str,
+) -> dict[str, float]:
+    """Recall and NDCG of per-buyer lists: all (or explore-counted with exclude_seen), repeat and explore.
+
+    full, explore: [L, k] lists with and without each buyer's past products; list_of: [n] each pair's list row."""
+    ks, new = evaluation.ks, ~pairs.repeat
+    all_ranks = list_ranks(full, list_of, pairs.product)
+    explore_ranks = list_ranks(explore, list_of[new], pairs.product[new])
+    metrics = retrieval_metrics(explore_ranks if evaluation.exclude_seen else all_ranks, ks, prefix, mrr=False)
+    metrics.update(retrieval_metrics(all_ranks[pairs.repeat], ks, prefix + REPEAT, mrr=False))
+    metrics.update(retrieval_metrics(explore_ranks, ks, prefix + EXPLORE, mrr=False))
+    return metrics
+
+
 def baseline_metrics(data: EncodedData, pairs: SplitPairs, evaluation: EvaluationSpec, prefix: str = "") -> dict:
     """Recall and NDCG of every baseline's lists: all (or explore-counted with exclude_seen), repeat, explore."""
-    ks, k = evaluation.ks, max(evaluation.ks)
+    k = max(evaluation.ks)
     baselines = Baselines(data.history, data.train_counts, evaluation.ease_lambda, evaluation.ease_products)
     buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
-    new = ~pairs.repeat
     metrics: dict[str, float] = {}
     for name in BASELINES:
-        full = list_ranks(baselines.lists(name, buyers, k), list_of, pairs.product)
-        explore = list_ranks(baselines.lists(name, buyers, k, explore=True), list_of[new], pairs.product[new])
-        source = f"{prefix}{name}_"
-        metrics.update(retrieval_metrics(explore if evaluation.exclude_seen else full, ks, source, mrr=False))
-        metrics.update(retrieval_metrics(full[pairs.repeat], ks, source + REPEAT, mrr=False))
-        metrics.update(retrieval_metrics(explore, ks, source + EXPLORE, mrr=False))
+        full, explore = baselines.lists(name, buyers, k), baselines.lists(name, buyers, k, explore=True)
+        metrics.update(list_metrics(full, explore, list_of, pairs, evaluation, f"{prefix}{name}_"))
     return metrics
 
 

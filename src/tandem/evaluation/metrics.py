@@ -7,6 +7,9 @@ underscore (`buy_again_`), subset is one of SUBSETS.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 BASELINES = ("popularity", "buy_again", "ease", "buy_again_ease")
@@ -21,6 +24,47 @@ def metric_key(metric: str, k: int | None = None, *, source: str = "", subset: s
     """The stored name of a metric: metric_key("recall", 10, source="ease", subset=EXPLORE) is
     'ease_explore_recall_at_10'."""
     return f"{source + '_' if source else ''}{subset}{metric}" + (f"_at_{k}" if k is not None else "")
+
+
+@dataclass(frozen=True)
+class Lift:
+    """The model beside the best baseline on one metric: lift is model / baseline (None when it is 0)."""
+
+    subset: str
+    k: int
+    model: float
+    baseline: str
+    baseline_value: float
+
+    @property
+    def lift(self) -> float | None:
+        return self.model / self.baseline_value if self.baseline_value > 0 else None
+
+
+def best_baseline(metrics: Mapping[str, float], metric: str, k: int, subset: str = ALL) -> tuple[str, float] | None:
+    """(name, value) of the baseline scoring highest on one metric (the first of BASELINES on ties), or None
+    when no baseline measured it."""
+    found = [
+        (metrics[key], -i, name)
+        for i, name in enumerate(BASELINES)
+        if (key := metric_key(metric, k, source=name, subset=subset)) in metrics
+    ]
+    if not found:
+        return None
+    value, _, name = max(found)
+    return name, float(value)
+
+
+def lifts(metrics: Mapping[str, float], ks: list[int], metric: str = "recall") -> list[Lift]:
+    """The model beside its best baseline at every K, for all, repeat and explore interactions (those measured)."""
+    out = []
+    for subset in (ALL, REPEAT, EXPLORE):
+        for k in ks:
+            best = best_baseline(metrics, metric, k, subset)
+            key = metric_key(metric, k, subset=subset)
+            if best is not None and key in metrics:
+                out.append(Lift(subset, k, float(metrics[key]), *best))
+    return out
 
 
 def list_ranks(lists: np.ndarray, list_of: np.ndarray, products: np.ndarray, block: int = 1 << 16) -> np.ndarray:

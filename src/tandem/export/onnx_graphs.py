@@ -13,6 +13,7 @@ serving computes what training computed. Two choices need saying:
 from __future__ import annotations
 
 import copy
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ OPSET = 17
 QUERY_OUTPUT = "query_embedding"
 RATING_INPUTS = ("query_embedding", "candidate_embedding")
 RATING_OUTPUT = "prediction"
-INPUT_DTYPES = {"index": "int64", "bag": "int64", "dense": "float32"}
+INPUT_DTYPES = {"index": "int64", "bag": "int64", "weighted_bag": "int64", "dense": "float32"}
 
 
 class _MeanBag(nn.Module):
@@ -50,7 +51,7 @@ class _PositionalTower(nn.Module):
     def __init__(self, tower: Tower) -> None:
         super().__init__()
         self.tower = tower
-        self.names = [spec.name for spec in tower.inputs]
+        self.names = tower.tensor_names
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         return self.tower(dict(zip(self.names, tensors, strict=True)))
@@ -76,42 +77,56 @@ def _exportable(tower: Tower) -> Tower:
     return clone
 
 
-def _example(spec: InputSpec) -> torch.Tensor:
+def _examples(spec: InputSpec) -> list[torch.Tensor]:
     if spec.output == "index":
-        return torch.zeros(2, dtype=torch.int64)
+        return [torch.zeros(2, dtype=torch.int64)]
     if spec.output == "bag":
-        return torch.ones(2, 3, dtype=torch.int64)
-    return torch.zeros(2, spec.size, dtype=torch.float32)
+        return [torch.ones(2, 3, dtype=torch.int64)]
+    if spec.output == "weighted_bag":
+        return [torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3, dtype=torch.float32)]
+    return [torch.zeros(2, spec.size, dtype=torch.float32)]
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, **kwargs: Any) -> None:
+def _descriptions(spec: InputSpec) -> list[dict[str, Any]]:
+    """The graph inputs of one tower input, for the manifest: a weighted bag has its rows and their weights."""
+    first = {"name": spec.name, "kind": spec.output, "dtype": INPUT_DTYPES[spec.output], "size": spec.size}
+    if spec.output != "weighted_bag":
+        return [first]
+    return [first, {"name": spec.tensors[1], "kind": "bag_weights", "dtype": "float32", "size": spec.size}]
+
+
+def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], target: Path | io.BytesIO, **kwargs: Any) -> None:
+    """Write `module` traced on `args` as an ONNX graph to a file or a buffer."""
     # The exporter warns that it is the legacy path (see the module docstring); tests turn warnings into errors.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, **kwargs)
+        where = target if isinstance(target, io.BytesIO) else str(target)
+        torch.onnx.export(module, args, where, dynamo=False, opset_version=OPSET, **kwargs)
 
 
 def export_query_tower(tower: Tower, path: str | Path) -> list[dict[str, Any]]:
     """Write `tower` as an ONNX graph whose inputs are the encoded buyer features, named by feature.
 
-    Inputs: "index" int64 [n], "bag" int64 [n, L], "dense" float32 [n, width]; output `query_embedding` [n, d].
-    Returns one description per input (name, kind, dtype, size) for the bundle manifest.
+    Inputs: "index" int64 [n], "bag" int64 [n, L], "dense" float32 [n, width], and for a "weighted_bag" its rows
+    int64 [n, L] and their weights float32 [n, L] (name + "_weights"); output `query_embedding` [n, d].
+    Returns one description per graph input (name, kind, dtype, size) for the bundle manifest.
     """
     specs = list(tower.inputs)
-    names = [s.name for s in specs]
-    axes: dict[str, dict[int, str]] = {
-        s.name: ({0: "n", 1: f"{s.name}_length"} if s.output == "bag" else {0: "n"}) for s in specs
-    }
+    names = tower.tensor_names
+    axes: dict[str, dict[int, str]] = {}
+    for s in specs:
+        for name in s.tensors:
+            axes[name] = {0: "n", 1: f"{s.name}_length"} if s.output in ("bag", "weighted_bag") else {0: "n"}
     axes[QUERY_OUTPUT] = {0: "n"}
-    _export(
+    export_graph(
         _PositionalTower(_exportable(tower)),
-        tuple(_example(s) for s in specs),
+        tuple(t for s in specs for t in _examples(s)),
         Path(path),
         input_names=names,
         output_names=[QUERY_OUTPUT],
         dynamic_axes=axes,
     )
-    return [{"name": s.name, "kind": s.output, "dtype": INPUT_DTYPES[s.output], "size": s.size} for s in specs]
+    return [d for s in specs for d in _descriptions(s)]
 
 
 def export_rating_head(model: TwoTowerModel, path: str | Path) -> None:
@@ -124,7 +139,7 @@ def export_rating_head(model: TwoTowerModel, path: str | Path) -> None:
     clone = copy.deepcopy(model).cpu().eval()
     dim = clone.query_tower.output_dim
     example = (torch.zeros(2, dim), torch.zeros(2, dim))
-    _export(
+    export_graph(
         _RatingHead(clone),
         example,
         Path(path),

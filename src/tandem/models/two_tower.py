@@ -26,6 +26,8 @@ class Batch:
     candidate_inputs: encoded inputs of the Uc distinct products; candidate_index: [B] row → distinct product.
     candidate_counts: [Uc] rows per distinct product; candidate_log_q: [Uc] log sampling probability or None.
     labels: [B] ranking targets or None.
+    leave_out: per history bag, each row's own (table row [B], weight [B]) to take out of its query's bag; then
+    every row is embedded as its own query.
     """
 
     query_inputs: dict[str, torch.Tensor]
@@ -35,6 +37,7 @@ class Batch:
     candidate_counts: torch.Tensor
     candidate_log_q: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    leave_out: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 class TwoTowerModel(nn.Module):
@@ -52,6 +55,7 @@ class TwoTowerModel(nn.Module):
         self.candidate_tower = Tower(
             candidate_inputs, spec.product_tower_layers, normalize=spec.normalize_embeddings, **common
         )
+        self.query_tower.share_tables(self.candidate_tower)
         if self.query_tower.output_dim != self.candidate_tower.output_dim:
             raise ValueError(
                 f"the towers' output sizes differ (buyer {self.query_tower.output_dim}, product "
@@ -98,7 +102,12 @@ class TwoTowerModel(nn.Module):
         A summed retrieval loss grows with the batch; the logged one is divided by the batch's rows, so that the
         progress bar, the history and the pages read the same per-example values whatever the batch size.
         """
-        queries = self.query_tower(batch.query_inputs)
+        if batch.leave_out:
+            queries = self.query_tower(batch.query_inputs, batch.query_index, batch.leave_out)  # one per row
+            query_index = torch.arange(len(batch.query_index), device=queries.device)
+        else:
+            queries = self.query_tower(batch.query_inputs)
+            query_index = batch.query_index
         candidates = self.candidate_tower(batch.candidate_inputs)
         total = queries.new_zeros(())
         logged = queries.new_zeros(())
@@ -107,7 +116,7 @@ class TwoTowerModel(nn.Module):
             loss = self.retrieval_task(
                 queries,
                 candidates,
-                batch.query_index,
+                query_index,
                 batch.candidate_index,
                 batch.candidate_counts,
                 batch.candidate_log_q,
@@ -118,8 +127,8 @@ class TwoTowerModel(nn.Module):
                 total = total + self.retrieval_weight * loss
                 logged = logged + self.retrieval_weight * parts["retrieval_loss"]
         if self.rating_head is not None:
-            raw = self.rate(queries[batch.query_index], candidates[batch.candidate_index])
-            loss = self.ranking_task(raw, batch.labels)
+            raw = self.rate(queries[query_index], candidates[batch.candidate_index])
+            loss = self.ranking_task(raw, batch.labels, batch.query_index)
             parts["ranking_loss"] = loss.detach()
             if self.ranking_weight:
                 total = total + self.ranking_weight * loss

@@ -6,16 +6,21 @@
   GET  /v1/health, GET /v1/metadata
 
 With {"buyers": [...]} instead of "buyer", the answer is {"results": [one answer per buyer]}. Every refusal is a
-JSON body {"status", "code", "message", "fields"?} with a 4xx status; the handlers compute inline (no thread pool)
-because a request is a few milliseconds of numpy and ONNX Runtime, less than a hand-off to a thread would cost.
+JSON body {"status", "code", "message", "fields"?} with a 4xx status. The scoring runs in worker threads (numpy,
+FAISS and ONNX Runtime release the GIL), so the event loop keeps reading and answering other clients while one
+large request computes; COMPUTE_THREADS of them at a time, the others wait their turn.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
+from pathlib import PurePath
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,6 +41,19 @@ from tandem.serving.requests import (
 )
 
 log = logging.getLogger("tandem.serving")
+COMPUTE_THREADS = 2
+
+
+def public_manifest(manifest: Any) -> Any:
+    """The manifest with every file `path` cut to its file name: the server's folders are nobody's business."""
+    if isinstance(manifest, dict):
+        return {
+            k: PurePath(v).name if k == "path" and isinstance(v, str) else public_manifest(v)
+            for k, v in manifest.items()
+        }
+    if isinstance(manifest, list):
+        return [public_manifest(v) for v in manifest]
+    return manifest
 
 
 async def _read_body(request: Request) -> bytes:
@@ -61,6 +79,13 @@ class ServingApp:
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
+        self.public_manifest = public_manifest(bundle.manifest.model_dump(mode="json"))
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def _compute(self, fn: Callable[..., list[dict[str, Any]]], *args: Any) -> list[dict[str, Any]]:
+        if self._limiter is None:  # made inside the event loop that uses it
+            self._limiter = anyio.CapacityLimiter(COMPUTE_THREADS)
+        return await anyio.to_thread.run_sync(partial(fn, self.bundle, *args), limiter=self._limiter)
 
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse(
@@ -72,21 +97,22 @@ class ServingApp:
         )
 
     async def metadata(self, request: Request) -> JSONResponse:
-        return JSONResponse(self.bundle.manifest.model_dump(mode="json"))
+        return JSONResponse(self.public_manifest)
 
     async def retrieve(self, request: Request) -> JSONResponse:
         body = parse_request(RetrieveRequest, parse_json(await _read_body(request)))
-        results = recommender.retrieve(self.bundle, body.buyer_list(), body.k, body.exclude_lists())
+        results = await self._compute(recommender.retrieve, body.buyer_list(), body.k, body.exclude_lists())
         return _answer(body.batched, results)
 
     async def rank(self, request: Request) -> JSONResponse:
         body = parse_request(RankRequest, parse_json(await _read_body(request)))
-        results = recommender.rank(self.bundle, body.buyer_list(), body.product_lists())
+        results = await self._compute(recommender.rank, body.buyer_list(), body.product_lists())
         return _answer(body.batched, results)
 
     async def recommend(self, request: Request) -> JSONResponse:
         body = parse_request(RecommendRequest, parse_json(await _read_body(request)))
-        results = recommender.recommend(self.bundle, body.buyer_list(), body.k, body.exclude_lists(), body.candidates)
+        args = (body.buyer_list(), body.k, body.exclude_lists(), body.candidates)
+        results = await self._compute(recommender.recommend, *args)
         return _answer(body.batched, results)
 
 

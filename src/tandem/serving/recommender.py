@@ -88,7 +88,10 @@ def encode_columns(bundle: Bundle, columns: dict[str, np.ndarray], n: int) -> En
     transforms = {t.name: t for t in features.transforms}
     id_features = bundle.manifest.id_features
     unknown_masks = {name: encoded[name] < transforms[name].oov_buckets for name in id_features}
-    others = {features.columns[name] for name in transforms if name not in id_features}
+    # A history bag is looked up by the buyer id, so it is no other feature to serve an unknown id from.
+    others = {
+        features.columns[name] for name, t in transforms.items() if name not in id_features and t.kind != "history"
+    }
     present = np.zeros(n, dtype=bool)
     for column in others:
         present |= ~pd.isna(frame[column])

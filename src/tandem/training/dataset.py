@@ -10,7 +10,7 @@ a query), so training rows never see a later one either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,11 +24,16 @@ from tandem.spec import ExperimentSpec
 
 @dataclass
 class SplitRows:
-    """One split: each row's distinct query row, product index and (for ranking) label."""
+    """One split: each row's distinct query row, product index and (for ranking) label.
+
+    own: for training rows, each history bag's (table row [n] int64, weight [n] float32) that the row's own
+    product put into its buyer's bag, which training takes out again (`Tower.forward`'s leave_out).
+    """
 
     query: torch.Tensor  # [n] int64
     product: torch.Tensor  # [n] int64
     labels: torch.Tensor | None  # [n] float32
+    own: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.query)
@@ -111,10 +116,11 @@ def _tensors(encoded: dict[str, np.ndarray], rows: np.ndarray | None = None) -> 
 
 
 def fit_features(spec: ExperimentSpec, data: Interactions) -> tuple[TowerFeatures, TowerFeatures]:
-    """Fit the buyer and product pipelines on the training rows only."""
+    """Fit the product pipeline, then the buyer pipeline (whose history bags share product tables), on the
+    training rows only."""
     train = data.frame.iloc[data.train]
-    buyer = TowerFeatures.from_spec(spec.features.buyer).fit(train)
     product = TowerFeatures.from_spec(spec.features.product).fit(train)
+    buyer = TowerFeatures.from_spec(spec.features.buyer, key=spec.data.buyer_id).fit(train, shared=product)
     return buyer, product
 
 
@@ -143,6 +149,10 @@ def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> 
         i = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         return SplitRows(query_t[i], product_t[i], labels_t[i] if labels_t is not None else None)
 
+    train = rows(data.train)
+    own = buyer.own_history(frame.iloc[data.train], frame[PRODUCT].to_numpy()[data.train], product)
+    train.own = {name: (torch.from_numpy(r), torch.from_numpy(w)) for name, (r, w) in own.items()}
+
     return EncodedData(
         query_table=_tensors(encoded_buyers, first),
         query_buyer=buyer_codes[first].astype(np.int64),
@@ -152,7 +162,7 @@ def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> 
         catalog_frame=catalog_frame,
         train_counts=np.bincount(product_codes[data.train], minlength=len(product_ids)),
         history=purchase_history(frame, data.train, buyer_codes, product_codes, len(buyer_ids), len(product_ids)),
-        train=rows(data.train),
+        train=train,
         validation=rows(data.validation),
         test=rows(data.test),
     )

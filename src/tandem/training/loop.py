@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from tandem.evaluation.evaluate import evaluate_split
+from tandem.models.tasks import catalog_candidates
 from tandem.models.two_tower import Batch, TwoTowerModel
 from tandem.spec import ExperimentSpec
 from tandem.training.dataset import EncodedData, SplitRows
@@ -27,12 +30,27 @@ class Callback(Protocol):
     def on_epoch_end(self, epoch: int, record: dict[str, Any], weights: dict[str, Any]) -> None: ...
 
 
-def make_batch(data: EncodedData, rows: SplitRows, idx: torch.Tensor, log_q: torch.Tensor | None) -> Batch:
-    """Gather a batch's rows and fold them into distinct queries and products."""
+def make_batch(
+    data: EncodedData,
+    rows: SplitRows,
+    idx: torch.Tensor,
+    log_q: torch.Tensor | None,
+    catalog: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> Batch:
+    """Gather a batch's rows and fold them into distinct queries and products.
+
+    With history bags that leave targets out, the batch also carries each row's own product in those bags.
+    `catalog` maps the batch's products to a catalog-wide candidate set (see `catalog_candidates`).
+    """
     device = next(iter(data.catalog.values())).device
     unique_q, q_index = torch.unique(rows.query[idx], return_inverse=True)
-    unique_c, c_index, c_counts = torch.unique(rows.product[idx], return_inverse=True, return_counts=True)
-    unique_q, unique_c = unique_q.to(device), unique_c.to(device)
+    unique_q = unique_q.to(device)
+    if catalog is not None:
+        unique_c, c_index = catalog(rows.product[idx])
+        c_counts = torch.ones(len(unique_c), dtype=torch.int64)
+    else:
+        unique_c, c_index, c_counts = torch.unique(rows.product[idx], return_inverse=True, return_counts=True)
+    unique_c = unique_c.to(device)
     return Batch(
         query_inputs={k: v[unique_q] for k, v in data.query_table.items()},
         query_index=q_index.to(device),
@@ -41,6 +59,7 @@ def make_batch(data: EncodedData, rows: SplitRows, idx: torch.Tensor, log_q: tor
         candidate_counts=c_counts.to(device),
         candidate_log_q=log_q[unique_c] if log_q is not None else None,
         labels=rows.labels[idx].to(device) if rows.labels is not None else None,
+        leave_out={name: (r[idx].to(device), w[idx].to(device)) for name, (r, w) in rows.own.items()} or None,
     )
 
 
@@ -59,6 +78,10 @@ def train(
     """Train `model` in place; returns (history, weight statistics), one entry per epoch."""
     t = spec.training
     device = torch.device(t.device)
+    # With more than one thread, CPU backward passes of indexing ops (index_put with accumulate: gathered
+    # embeddings, scores of repeated candidates) add in an order that varies between runs, and a spec and seed
+    # gave other losses (1e-9 at epoch 1) and other metrics. Deterministic kernels make CPU runs identical.
+    torch.use_deterministic_algorithms(device.type == "cpu")
     generator = torch.Generator().manual_seed(t.seed)
     optimizers = make_optimizers(model, t)
     rows = data.train
@@ -71,6 +94,18 @@ def train(
         else []
     )
     log_q = data.log_q.to(device) if spec.model.logq_correction else None
+    m = spec.model
+    catalog = (
+        partial(
+            catalog_candidates,
+            n_catalog=len(data.product_ids),
+            max_products=m.catalog_softmax_max_products,
+            sampled=m.sampled_negatives,
+            generator=torch.Generator().manual_seed(t.seed + 1),  # apart from the shuffle's, which stays as it was
+        )
+        if m.retrieval_negatives == "catalog"
+        else None
+    )
     history: list[dict[str, Any]] = []
     weights: list[dict[str, Any]] = []
     stop = spec.training.early_stopping
@@ -83,7 +118,7 @@ def train(
         sums: dict[str, float] = {}
         for step in range(steps):
             idx = order[step * bs : (step + 1) * bs]
-            batch = make_batch(data, rows, idx, log_q)
+            batch = make_batch(data, rows, idx, log_q, catalog)
             loss, parts = model.compute_loss(batch)
             for o in optimizers:
                 o.zero_grad(set_to_none=True)

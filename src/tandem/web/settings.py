@@ -7,16 +7,23 @@ Environment:
   DJANGO_SECRET_KEY        the secret key; without it one is generated once into TANDEM_DATA_DIR/secret_key
   TANDEM_DEBUG             "1" for Django's debug mode
   TANDEM_ALLOWED_HOSTS     comma-separated host names (default: 127.0.0.1,localhost)
+  TANDEM_HTTPS             "1" when people reach the platform over HTTPS: secure cookies, HSTS, redirect to HTTPS
+  TANDEM_PROXY_SSL_HEADER  "1" when a proxy in front terminates TLS and sets X-Forwarded-Proto
+  TANDEM_CSRF_TRUSTED_ORIGINS  comma-separated origins (https://tandem.example.com) when served behind a proxy
+  TANDEM_LOGIN_FAILURES    failed sign-ins per user name and address before a 15-minute lock-out (default 5)
   MLFLOW_TRACKING_URI      when set, every experiment is also an MLflow run
   MLFLOW_ARTIFACT_ROOT     where MLflow stores artifacts for a new MLflow experiment (default: TANDEM_DATA_DIR/mlartifacts)
+  TANDEM_BUDGETS           a JSON object changing the defaults of tandem.web.budgets (upload bytes, quotas, …)
   TANDEM_HEARTBEAT_INTERVAL, TANDEM_HEARTBEAT_TIMEOUT   seconds between a running experiment's heartbeats, and
                            the silence after which it is declared dead (defaults 2 and 60)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -74,19 +81,43 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     # In INSTALLED_APPS so the API docs use ninja's bundled Swagger files rather than a CDN.
     "ninja",
 ]
 
 MIDDLEWARE = [
+    "tandem.web.middleware.RequestLimits",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tandem.web.middleware.ContentSecurityPolicy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lock-out answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes first: a locked-out user name and address is refused before the password is hashed.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("TANDEM_LOGIN_FAILURES", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "tandem.web.accounts.lockout.locked_out"
+AXES_VERBOSE = False
+
+# Served over HTTPS (TANDEM_HTTPS=1): cookies only over TLS, HSTS for a year, plain HTTP redirected.
+HTTPS = os.environ.get("TANDEM_HTTPS") == "1"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+if os.environ.get("TANDEM_PROXY_SSL_HEADER") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("TANDEM_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 ROOT_URLCONF = "tandem.web.urls"
 WSGI_APPLICATION = "tandem.web.wsgi.application"
@@ -118,6 +149,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise reads it at start; `manage.py serve` fills it
+# whitenoise serves the collected files (manage.py serve collects them), compressed, with long cache headers.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("TANDEM_MEDIA_ROOT") or DATA_DIR / "media").resolve()
 
@@ -125,8 +162,12 @@ LOGIN_URL = "pages:login"
 LOGIN_REDIRECT_URL = "pages:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
-# Uploads above this size are refused before DuckDB reads them.
-TANDEM_MAX_UPLOAD_BYTES = int(os.environ.get("TANDEM_MAX_UPLOAD_BYTES", 2 * 1024**3))
+# Limits of requests, files, models and organisations (tandem.web.budgets lists them with their defaults),
+# e.g. TANDEM_BUDGETS='{"upload_bytes": 1073741824, "running_servers": 8}'.
+TANDEM_BUDGETS = json.loads(os.environ.get("TANDEM_BUDGETS") or "{}")
+# A body that is not a file upload (JSON, a login form) is refused past this size, before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
+# Uploaded files past this size are streamed to a temporary file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 
 TANDEM_HEARTBEAT_INTERVAL = float(os.environ.get("TANDEM_HEARTBEAT_INTERVAL", 2.0))

@@ -26,11 +26,16 @@ def test_a_person_deploys_an_experiment_and_tries_it(
     page.wait_for_selector("#deploy-panel[data-deployment=running] #try-form")
     servers.add(Deployment.objects.get(experiment=experiment).pid)
 
+    # The buyer id comes first and offers the ids the model learnt.
+    assert page.locator("#try-form .field label").first.inner_text() == "buyer"
+    assert page.locator("#known-buyer_0 option[value=b1]").count() == 1
     page.fill("#try-form [name=buyer_0]", "b1")
     page.fill("#try-form [name=k]", "5")
     page.click("#try-form button[value=recommend]")
     page.wait_for_selector("#try-answer[data-action=recommend] #try-rows")
     assert page.locator("#try-rows tbody tr").count() == 5
+    assert page.locator("#try-rows th", has_text="category").count() == 1  # products with their attributes
+    assert page.locator("#try-rows tbody tr").first.inner_text().count("group") == 1
     page.fill("#try-form [name=product_ids]", "p1, p2, nope")
     page.click("#try-form button[value=rank]")
     page.wait_for_selector("#try-answer[data-action=rank] .form-errors")
@@ -43,6 +48,13 @@ def test_a_person_deploys_an_experiment_and_tries_it(
     page.wait_for_selector("#try-answer[data-action=retrieve] #try-rows")
     page.locator("#deploy-panel").scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "deploy-try-it.png"), full_page=True)
+    # A buyer the model never saw gets the most popular products: their counts are not shown as the model's score.
+    page.fill("#try-form [name=buyer_0]", "someone new")
+    page.click("#try-form button[value=retrieve]")
+    page.wait_for_selector("#try-fallback")
+    assert set(page.locator("#try-rows td.score").all_inner_texts()) == {"—"}
+    assert page.locator("#try-rows td[data-bought]").count() == 5
+    page.screenshot(path=str(screenshots / "deploy-try-it-fallback.png"), full_page=True)
 
     page.click("#deploy-panel button:has-text('Stop')")
     page.wait_for_selector("#deploy-panel[data-deployment=stopped] button:has-text('Deploy')")

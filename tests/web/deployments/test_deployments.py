@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -114,6 +115,13 @@ def test_deploy_serves_the_bundle_and_try_it_answers_as_the_in_process_recommend
     assert [r["score"] for r in rows] == pytest.approx(expected["scores"], abs=1e-6)
     table = _try(page, experiment, k=4, action="recommend").content.decode()
     assert f'<tr data-product="{rows[0]["product_id"]}">' in table
+    # Each product with its attributes from the dataset (the synthetic products file: category).
+    products = pd.read_parquet(Path(settings.MEDIA_ROOT) / experiment.dataset.products_file.name)
+    category = dict(zip(products["product"].astype(str), products["category"], strict=True))
+    assert [r["attributes"] for r in rows] == [[category[r["product_id"]]] for r in rows]
+    assert "<th>category</th>" in table
+    # The buyer's id is offered the values the model learnt.
+    assert '<datalist id="known-buyer_0">' in detail and '<option value="b1">' in detail
 
     # The server's refusals are shown as messages; the form's own problems too.
     refused = _try(page, experiment, product_ids="p1 no-such-product", action="rank")
@@ -214,37 +222,48 @@ def test_another_organisations_experiment_or_deployment_is_not_found(
 
 def _manifest(signatures: list[str]) -> dict[str, Any]:
     buyer = [
-        {"column": "buyer", "transform": "id"},
         {"column": "age", "transform": "numeric"},
+        {"column": "buyer", "transform": "id"},
         {"column": "age", "transform": "bucketize"},
         {"column": "seen", "transform": "timestamp"},
     ]
-    return {"signatures": signatures, "buyer_columns": ["age", "buyer", "seen"], "spec": {"features": {"buyer": buyer}}}
+    spec = {"data": {"buyer_id": "buyer"}, "features": {"buyer": buyer}}
+    return {"signatures": signatures, "buyer_columns": ["age", "buyer", "seen"], "spec": spec}
 
 
 def test_the_try_form_sends_values_as_their_transforms_read_them_and_offers_the_bundles_signatures() -> None:
     multitask = TryForm(manifest=_manifest(["serving_default", "serve_ranking"]))
     assert multitask.actions == ["retrieve", "rank", "recommend"]
-    assert [f.label for f in multitask.buyer_fields()] == ["age", "buyer", "seen"]
+    # The buyer id first, then the feature config's order (the manifest's list is sorted).
+    assert [f.label for f in multitask.buyer_fields()] == ["buyer", "age", "seen"]
 
-    form = TryForm({"buyer_0": "42", "buyer_1": "007", "buyer_2": "1700000000", "action": "retrieve"},
+    form = TryForm({"buyer_0": "007", "buyer_1": "42", "buyer_2": "1700000000", "action": "retrieve"},
                    manifest=_manifest(["serving_default"]))  # fmt: skip
     assert form.is_valid(), form.errors
     assert form.actions == ["retrieve"] and "product_ids" not in form.fields
     assert form.body() == {"buyer": {"age": 42, "buyer": "007", "seen": 1_700_000_000}, "k": 10}
-    form = TryForm({"buyer_0": "3.5", "buyer_2": "2024-05-01", "k": "3", "action": "retrieve"},
+    form = TryForm({"buyer_1": "3.5", "buyer_2": "2024-05-01", "k": "3", "action": "retrieve"},
                    manifest=_manifest(["serving_default"]))  # fmt: skip
     assert form.is_valid() and form.body() == {"buyer": {"age": 3.5, "seen": "2024-05-01"}, "k": 3}
-    form = TryForm({"buyer_0": "old", "action": "retrieve"}, manifest=_manifest(["serving_default"]))
-    assert not form.is_valid() and form.errors["buyer_0"] == ["“old” is not a number."]
+    form = TryForm({"buyer_1": "old", "action": "retrieve"}, manifest=_manifest(["serving_default"]))
+    assert not form.is_valid() and form.errors["buyer_1"] == ["“old” is not a number."]
 
     ranking = _manifest(["serve_ranking"])
-    form = TryForm({"buyer_1": "b1", "product_ids": "p1,p2\np3", "action": "rank"}, manifest=ranking)
+    form = TryForm({"buyer_0": "b1", "product_ids": "p1,p2\np3", "action": "rank"}, manifest=ranking)
     assert form.is_valid() and "k" not in form.fields
     assert form.body() == {"buyer": {"buyer": "b1"}, "product_ids": ["p1", "p2", "p3"]}
     rows = form.rows({"predictions": [0.5, 2.0, None]})
     assert [(r["product_id"], r["position"]) for r in rows] == [("p2", 2), ("p1", 1), ("p3", 3)]
     assert not TryForm({"action": "retrieve"}, manifest=ranking).is_valid()  # no such button on a ranking bundle
+
+
+def test_a_popularity_fallback_keeps_its_counts_out_of_the_score_column() -> None:
+    form = TryForm({"buyer_0": "new", "action": "retrieve"}, manifest=_manifest(["serving_default"]))
+    assert form.is_valid()
+    answer = {"product_ids": ["p1", "p2"], "scores": [30.0, 12.0], "fallback": "popularity"}
+    assert [(r["score"], r["bought"]) for r in form.rows(answer)] == [(None, 30.0), (None, 12.0)]
+    answer = {"product_ids": ["p1"], "scores": [0.7], "fallback": None}
+    assert [(r["score"], r["bought"]) for r in form.rows(answer)] == [(0.7, None)]
 
 
 @pytest.mark.django_db

@@ -107,8 +107,34 @@ def test_cards_and_summaries_follow_the_model_type() -> None:
     assert [r.task for r in queries.card_rows(_experiment("ranking"))] == ["Ranking"]
     e = _experiment("retrieval", recall_at_5=0.3, other_metrics={"popularity_recall_at_5": 0.1})
     cell = queries.summary(e)[0].cells[0]
-    assert (cell.label, cell.value, cell.baseline) == ("Recall@5", 0.3, 0.1)
+    assert (cell.label, cell.value, cell.baseline, cell.baseline_name) == ("Recall@5", 0.3, 0.1, "popularity")
     assert round(cell.lift, 6) == 3.0
+
+
+def test_the_summary_and_card_set_the_model_beside_the_best_baseline_for_all_repeat_and_explore() -> None:
+    """Each subset's row compares the model with whichever baseline scores highest there; the card shows the
+    lifts at R@10 and R@100 of the subsets measured."""
+    other = {
+        "popularity_recall_at_10": 0.1,
+        "buy_again_recall_at_10": 0.4,
+        "repeat_recall_at_10": 0.6,
+        "buy_again_repeat_recall_at_10": 0.8,
+        "ease_repeat_recall_at_10": 0.5,
+        "explore_recall_at_10": 0.05,
+        "ease_explore_recall_at_10": 0.04,
+    }
+    e = _experiment("retrieval", recall_at_10=0.2, other_metrics=other)
+    rows = queries.summary(e)
+    assert [r.task for r in rows] == ["Retrieval", "Re-orders", "New products"]
+    at_10 = [(r.cells[1].value, r.cells[1].baseline_name, r.cells[1].baseline) for r in rows]
+    assert at_10 == [(0.2, "buy_again", 0.4), (0.6, "buy_again", 0.8), (0.05, "ease", 0.04)]
+    card = queries.card_rows(e)
+    assert [r.task for r in card] == ["Retrieval", "Lift over best baseline"]
+    assert [(c.label, round(c.lift, 6)) for c in card[1].cells] == [
+        ("all@10", 0.5),
+        ("repeat@10", 0.75),
+        ("explore@10", 1.25),
+    ]
 
 
 def test_the_comparison_marks_the_largest_recall_and_the_smallest_error() -> None:

@@ -487,7 +487,7 @@ def test_the_detail_page_shows_metrics_baselines_charts_and_configuration(
     response = page_client.get(f"/experiments/{e.pk}/")
     html, text = response.content.decode(), _text(response)
     retrieval = re.search(r'data-section="retrieval">(.*?)</table>', html, flags=re.S).group(1)
-    assert "Recall@5 12.3% 5.0% ×2.47" in _strip(retrieval)
+    assert "Recall@5 12.3% 5.0% popularity ×2.47" in _strip(retrieval)
     ranking = _strip(re.search(r'data-section="ranking">(.*?)</table>', html, flags=re.S).group(1))
     assert ranking == (
         "Metric Model Mean-predictor baseline Validation RMSE 1.235 — Validation MAE 0.988 — Test RMSE 1.300 1.450 "
@@ -588,6 +588,22 @@ def test_compare_marks_the_best_value_of_each_metric_across_model_types(
         "val_recall_at_100",
         "val_rmse",
     ]
+
+
+def test_the_dashboard_ranks_retrieval_runs_by_lift_over_the_best_baseline_on_request(
+    page_client: Client, finished: Callable[..., Any], acme: Tenant
+) -> None:
+    """by=lift puts the run with the larger recall@100 over its best baseline first, whatever its raw recall,
+    and shows each run's lift."""
+    finished(acme, "multitask", name="high-recall", recall_at_100=0.6, other_metrics={"ease_recall_at_100": 0.6})
+    finished(acme, "multitask", name="high-lift", recall_at_100=0.3, other_metrics={"buy_again_recall_at_100": 0.2})
+    raw = page_client.get("/dashboard/?type=multitask").content.decode()
+    board = re.search(r'data-leaderboard="multitask">(.*?)</table>', raw, flags=re.S).group(1)
+    assert board.index("high-recall") < board.index("high-lift")
+    lifted = page_client.get("/dashboard/?type=multitask&by=lift").content.decode()
+    board = re.search(r'data-leaderboard="multitask">(.*?)</table>', lifted, flags=re.S).group(1)
+    assert board.index("high-lift") < board.index("high-recall")
+    assert "×1.50" in board and "×1.00" in board
 
 
 def test_the_dashboard_ranks_completed_runs_per_model_type(

@@ -22,6 +22,12 @@ class Organisation(models.Model):
     """A team's workspace: its datasets, configs and experiments are visible to its members only."""
 
     name = models.CharField(_("name"), max_length=100, unique=True, help_text=_("For example: “Acme Wholesale”."))
+    budgets = models.JSONField(
+        _("budgets"),
+        default=dict,
+        blank=True,
+        help_text=_('Limits that differ from the platform\'s (tandem.web.budgets), e.g. {"running_servers": 8}.'),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

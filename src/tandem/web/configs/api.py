@@ -13,12 +13,13 @@ from typing import Annotated, Any
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model
 
 from tandem.web.configs import services
 from tandem.web.configs.models import FeatureConfig, ModelConfig, SpecSections
 from tandem.web.errors import BODY_PARAM
+from tandem.web.pagination import Pages
 
 router = Router()
 
@@ -125,7 +126,7 @@ def _crud(prefix: str, model: type[SpecSections], schema_in: type, schema_patch:
         return Status(201, services.create(model, organisation=actor.organisation, user=actor.user, data=data))
 
     @route("GET", "", list[schema_out], f"List {label}s", f"list_{name}s")
-    @paginate(LimitOffsetPagination)
+    @paginate(Pages)
     def list_(request: HttpRequest) -> Any:
         return model.objects.of(request.auth.organisation)
 

@@ -7,12 +7,13 @@ from typing import Any
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Router, Schema, Status, UploadedFile
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from tandem.web import records
 from tandem.web.datasets import services
 from tandem.web.datasets.forms import DatasetUpdateForm
 from tandem.web.datasets.models import Dataset
+from tandem.web.pagination import Pages
 
 router = Router(tags=["datasets"])
 
@@ -128,7 +129,7 @@ def upload_dataset(
 
 
 @router.get("", response=list[DatasetOut], summary="List datasets")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_datasets(request: HttpRequest) -> Any:
     return Dataset.objects.of(request.auth.organisation)
 

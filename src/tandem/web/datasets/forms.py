@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
@@ -29,12 +28,6 @@ def _check_file(upload: UploadedFile | None) -> UploadedFile | None:
         )
     if upload.size == 0:
         raise ValidationError(_("The file is empty."), code="empty_file")
-    if upload.size > settings.TANDEM_MAX_UPLOAD_BYTES:
-        raise ValidationError(
-            _("The file is larger than %(max)d MB."),
-            code="too_large",
-            params={"max": settings.TANDEM_MAX_UPLOAD_BYTES // 1024**2},
-        )
     return upload
 
 

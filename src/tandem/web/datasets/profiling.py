@@ -3,15 +3,25 @@
 The profile is what pages show and what experiments are checked against (columns present, numeric target,
 catalog size), so it is computed once, at upload, and stored as JSON. Values are made JSON- and
 PostgreSQL-safe here: no NaN or infinity, no NUL characters, long strings cut.
+
+A hostile file must cost one bounded job: DuckDB runs with a memory limit, one thread and a temporary folder
+to spill into; a compressed file's expanded size, the columns, their names' lengths and the rows are checked
+against :class:`Limits` before any statistic is computed; and the statistics are computed a few columns per
+statement, never one statement over every column. Messages name the uploaded file, never a server path.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
+import gzip
 import math
+import tempfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -22,7 +32,20 @@ from tandem.spec import DerivedColumn, TableSource
 
 TOP_VALUES = 5
 MAX_STRING = 200
+COLUMNS_PER_STATEMENT = 16  # five aggregates each: a statement's plan stays small whatever the file's width
 _DELIMITERS = (",", ";", "\t", "|")
+_CHUNK = 1024**2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may hold (the organisation's budgets of the same names) and what profiling it may use."""
+
+    decompressed_bytes: int
+    rows: int
+    columns: int
+    column_name_length: int
+    memory_bytes: int
 
 
 class ProfileError(ValueError):
@@ -87,80 +110,174 @@ def _looks_ragged(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]]
     return any(isinstance(v, str) and any(d in v for d in _DELIMITERS) for (v,) in sample)
 
 
-def file_columns(path: Path, fmt: str) -> list[str]:
+def connect(memory_bytes: int, spill: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB database in the folder `spill` that holds at most `memory_bytes` in memory, on one thread: its
+    tables live on disk and its operators spill there past the limit."""
+    return duckdb.connect(
+        str(spill / "work.duckdb"),
+        config={"memory_limit": f"{max(memory_bytes // 1024**2, 64)}MB", "threads": 1, "temp_directory": str(spill)},
+    )
+
+
+def file_columns(path: Path, fmt: str, limits: Limits) -> list[str]:
     """The column names of a file, from its first lines (to know which declared types apply to it)."""
     reader = "read_parquet" if fmt == "parquet" else "read_csv"
     try:
-        with duckdb.connect() as con:
+        with tempfile.TemporaryDirectory(prefix="profile-") as spill, connect(limits.memory_bytes, Path(spill)) as con:
             return con.sql(f"SELECT * FROM {reader}({literal(str(path))})").columns
     except duckdb.Error:
         return []  # profile_table reports why the file cannot be read
 
 
-def profile_table(
-    path: Path, fmt: str, options: dict[str, Any] | None = None, derived: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """Schema, row count and per-column statistics of a CSV or Parquet file read with the spec's reading
-    `options` (TableSource fields), plus the `derived` columns computed on its rows.
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
 
-    Returns {"format", "rows", "columns": [{"name", "type", "nulls", "distinct", "min", "max", "mean",
-    "top": [{"value", "count"}], "derived"}]}. Raises ProfileError when the file is unreadable, malformed or
-    empty, or a derived column cannot be computed (field "derived").
+
+def _expanded_size(path: Path, limit: int) -> int:
+    """Bytes of the file once decompressed, counted in chunks and no further than past `limit`."""
+    if path.suffix.lower() != ".gz":
+        return path.stat().st_size
+    total = 0
+    with _open(path) as f:
+        while chunk := f.read(_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                break
+    return total
+
+
+def _header_width(path: Path) -> int:
+    """Fields of a CSV's first line under the delimiter that splits it most (read from its first MiB)."""
+    with _open(path) as f:
+        head = f.read(_CHUNK).split(b"\n", 1)[0].decode("utf-8", "replace")
+    return max(len(next(csv.reader([head], delimiter=d), [])) for d in _DELIMITERS)
+
+
+def precheck(path: Path, fmt: str, limits: Limits) -> None:
+    """Refuse a file whose expanded size or header width passes `limits`, before DuckDB reads it.
+
+    Raises ProfileError naming the limit (decompressed_bytes, columns).
     """
-    con = duckdb.connect()
     try:
-        try:
-            source = TableSource(path=str(path), format=fmt, **(options or {}))
-            columns = read_source(con, source, "file")
-        except DataError as e:
-            raise ProfileError(str(e).removeprefix(f"{path}: ")) from None
-        if fmt == "csv" and _looks_ragged(con, columns):
-            raise ProfileError(
-                "the rows do not all have the same number of fields, so no delimiter fits; check the file is a "
-                "well-formed CSV"
-            )
-        _check_names(columns)
-        file_names = {name for name, _ in columns}
-        rules = [DerivedColumn.model_validate(d) for d in derived or []]
-        typed, problems = add_derived(con, dict(columns), rules, "file", "t")
-        if problems:
-            raise ProfileError(
-                "; ".join(f"{p.path.removeprefix('data.derived.')}: {p.message}" for p in problems), "derived"
-            )
-        columns = list(typed.items())
-        parts = ["count(*)"]
-        for name, kind in columns:
+        expanded = _expanded_size(path, limits.decompressed_bytes)
+        width = _header_width(path) if fmt == "csv" else 0
+    except (OSError, EOFError, zlib.error):
+        raise ProfileError("is not a readable gzip file") from None
+    if expanded > limits.decompressed_bytes:
+        raise ProfileError(
+            f"expands to more than {limits.decompressed_bytes:,} bytes; the limit (decompressed_bytes) is "
+            f"{limits.decompressed_bytes:,}"
+        )
+    if width > limits.columns:
+        raise ProfileError(f"the header has {width:,} fields; the limit (columns) is {limits.columns:,}")
+
+
+def _check_shape(columns: list[tuple[str, str]], limits: Limits) -> None:
+    if len(columns) > limits.columns:
+        raise ProfileError(f"the file has {len(columns):,} columns; the limit (columns) is {limits.columns:,}")
+    long = [name for name, _ in columns if len(name) > limits.column_name_length]
+    if long:
+        raise ProfileError(
+            f"{len(long)} column name(s) are longer than {limits.column_name_length} characters (the limit "
+            f"column_name_length), e.g. {long[0][:40]!r}…; shorten the header"
+        )
+
+
+def _column_statistics(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]]) -> list[tuple]:
+    """(non-null, distinct, min, max, mean) of every column, COLUMNS_PER_STATEMENT columns per statement."""
+    out: list[tuple] = []
+    for start in range(0, len(columns), COLUMNS_PER_STATEMENT):
+        parts = []
+        for name, kind in columns[start : start + COLUMNS_PER_STATEMENT]:
             q = quote(name)
             parts += [f"count({q})", f"count(DISTINCT {q})"]
             parts += [f"min({q})", f"max({q})"] if _is_orderable(kind) else ["NULL", "NULL"]
             parts.append(f"avg(CAST({q} AS DOUBLE))" if is_numeric(kind) and kind.upper() != "BOOLEAN" else "NULL")
-        row = con.execute(f"SELECT {', '.join(parts)} FROM t").fetchone()
-        rows = int(row[0])
-        if rows == 0:
-            raise ProfileError("the file has no data rows")
-        out = []
-        for i, (name, kind) in enumerate(columns):
-            non_null, distinct, lo, hi, mean = row[1 + 5 * i : 6 + 5 * i]
-            top = con.execute(
-                f"SELECT {quote(name)} AS v, count(*) AS n FROM t WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v "
-                f"LIMIT {TOP_VALUES}"
-            ).fetchall()
-            out.append(
-                {
-                    "name": _safe(name),
-                    "type": kind,
-                    "nulls": rows - int(non_null),
-                    "distinct": int(distinct),
-                    "min": _safe(lo),
-                    "max": _safe(hi),
-                    "mean": _safe(mean),
-                    "top": [{"value": _safe(v), "count": int(n)} for v, n in top],
-                    "derived": name not in file_names,
-                }
-            )
-        return {"format": fmt, "rows": rows, "columns": out}
-    except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ProfileError(f"cannot be read as {fmt}: {first}") from None
-    finally:
-        con.close()
+        row = con.execute(f"SELECT {', '.join(parts)} FROM data").fetchone()
+        out += [tuple(row[i : i + 5]) for i in range(0, len(row), 5)]
+    return out
+
+
+def _scrub(message: str, path: Path) -> str:
+    """A DuckDB message with the server's folders taken out: the file is named by its stored name only."""
+    return message.replace(str(path.parent) + "/", "").replace(str(path.parent), "")
+
+
+def profile_table(
+    path: Path,
+    fmt: str,
+    limits: Limits,
+    options: dict[str, Any] | None = None,
+    derived: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Schema, row count and per-column statistics of a CSV or Parquet file read with the spec's reading
+    `options` (TableSource fields), plus the `derived` columns computed on its rows, within `limits`.
+
+    Returns {"format", "rows", "columns": [{"name", "type", "nulls", "distinct", "min", "max", "mean",
+    "top": [{"value", "count"}], "derived"}]}. Raises ProfileError when the file is unreadable, malformed,
+    empty or over a limit, or a derived column cannot be computed (field "derived"). Run :func:`precheck`
+    first: it refuses what should not reach DuckDB at all.
+    """
+    with tempfile.TemporaryDirectory(prefix="profile-") as spill, connect(limits.memory_bytes, Path(spill)) as con:
+        try:
+            return _profile(con, path, fmt, limits, options, derived)
+        except duckdb.Error as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ProfileError(_scrub(f"cannot be read as {fmt}: {first}", path)) from None
+
+
+def _profile(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    limits: Limits,
+    options: dict[str, Any] | None,
+    derived: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    try:
+        source = TableSource(path=str(path), format=fmt, **(options or {}))
+        columns = read_source(con, source, "file")
+    except DataError as e:
+        raise ProfileError(_scrub(str(e).removeprefix(f"{path}: "), path)) from None
+    _check_shape(columns, limits)
+    if fmt == "csv" and _looks_ragged(con, columns):
+        raise ProfileError(
+            "the rows do not all have the same number of fields, so no delimiter fits; check the file is a "
+            "well-formed CSV"
+        )
+    _check_names(columns)
+    file_names = {name for name, _ in columns}
+    rules = [DerivedColumn.model_validate(d) for d in derived or []]
+    typed, problems = add_derived(con, dict(columns), rules, "file", "t")
+    if problems:
+        raise ProfileError(
+            "; ".join(f"{p.path.removeprefix('data.derived.')}: {p.message}" for p in problems), "derived"
+        )
+    columns = list(typed.items())
+    _check_shape(columns, limits)
+    con.execute("CREATE TABLE data AS SELECT * FROM t")  # one read of the file; each statistic reads this table
+    rows = int(con.execute("SELECT count(*) FROM data").fetchone()[0])
+    if rows == 0:
+        raise ProfileError("the file has no data rows")
+    if rows > limits.rows:
+        raise ProfileError(f"the file has {rows:,} rows; the limit (rows) is {limits.rows:,}")
+    out = []
+    for (name, kind), (non_null, distinct, lo, hi, mean) in zip(columns, _column_statistics(con, columns), strict=True):
+        top = con.execute(
+            f"SELECT {quote(name)} AS v, count(*) AS n FROM data WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v "
+            f"LIMIT {TOP_VALUES}"
+        ).fetchall()
+        out.append(
+            {
+                "name": name,  # checked above: no control characters, within column_name_length
+                "type": kind,
+                "nulls": rows - int(non_null),
+                "distinct": int(distinct),
+                "min": _safe(lo),
+                "max": _safe(hi),
+                "mean": _safe(mean),
+                "top": [{"value": _safe(v), "count": int(n)} for v, n in top],
+                "derived": name not in file_names,
+            }
+        )
+    return {"format": fmt, "rows": rows, "columns": out}

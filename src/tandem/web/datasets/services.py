@@ -20,11 +20,57 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 
+from tandem.web import budgets
 from tandem.web.accounts.models import Organisation
 from tandem.web.datasets.forms import DatasetUploadForm
 from tandem.web.datasets.models import ROLES, Dataset, read_options_for
-from tandem.web.datasets.profiling import ProfileError, file_columns, file_format, profile_table
+from tandem.web.datasets.profiling import (
+    Limits,
+    ProfileError,
+    file_columns,
+    file_format,
+    precheck,
+    profile_table,
+)
+
+
+def profile_limits(organisation: Organisation) -> Limits:
+    """What one of the organisation's files may hold, and what profiling it may use."""
+    b = budgets.of(organisation)
+    return Limits(
+        decompressed_bytes=b["decompressed_bytes"],
+        rows=b["rows"],
+        columns=b["columns"],
+        column_name_length=b["column_name_length"],
+        memory_bytes=b["profile_memory_bytes"],
+    )
+
+
+def check_sizes(organisation: Organisation, files: Mapping[str, UploadedFile]) -> None:
+    """Each file within upload_bytes, and the organisation's stored files plus these within stored_bytes.
+
+    Raises ValidationError keyed by the file's field, with the figures and the limit's name.
+    """
+    b = budgets.of(organisation)
+    errors: dict[str, list[str]] = {}
+    for role, upload in files.items():
+        if upload.size > b["upload_bytes"]:
+            errors.setdefault(role, []).append(
+                f"{upload.name} is {budgets.figure(upload.size, 'upload_bytes')}; the limit (upload_bytes) is "
+                f"{budgets.figure(b['upload_bytes'], 'upload_bytes')}."
+            )
+    stored = Dataset.objects.of(organisation).aggregate(n=Sum("size_bytes"))["n"] or 0
+    new = sum(u.size for u in files.values())
+    if not errors and stored + new > b["stored_bytes"]:
+        errors["transactions"] = [
+            f"Your organisation stores {budgets.figure(stored, 'stored_bytes')} of datasets; with these "
+            f"{budgets.figure(new, 'stored_bytes')} it would pass the limit (stored_bytes) of "
+            f"{budgets.figure(b['stored_bytes'], 'stored_bytes')}. Delete a dataset first."
+        ]
+    if errors:
+        raise ValidationError({k: [ValidationError(m, code="over_budget") for m in v] for k, v in errors.items()})
 
 
 def _suffix(name: str) -> str:
@@ -47,6 +93,8 @@ def create_dataset(
     if not form.is_valid():
         raise ValidationError(form.errors.as_data())
     cleaned = form.cleaned_data
+    check_sizes(organisation, {role: cleaned[role] for role in ROLES if cleaned.get(role) is not None})
+    limits = profile_limits(organisation)
     folder = f"datasets/{organisation.pk}/{uuid.uuid4().hex}"
     try:
         dataset = Dataset(
@@ -69,10 +117,11 @@ def create_dataset(
             dataset.original_names[role] = upload.name
             dataset.size_bytes += upload.size
             path, fmt = Path(default_storage.path(stored)), file_format(upload.name)
-            options = read_options_for(dataset.read_options, file_columns(path, fmt))
             derived = dataset.derived if role == "transactions" else None
             try:
-                dataset.profile[role] = profile_table(path, fmt, options, derived)
+                precheck(path, fmt, limits)
+                options = read_options_for(dataset.read_options, file_columns(path, fmt, limits))
+                dataset.profile[role] = profile_table(path, fmt, limits, options, derived)
             except ProfileError as e:
                 errors.setdefault(e.field or role, []).append(f"{upload.name}: {e}")
         declared = set(dataset.read_options.get("types", {}))

@@ -8,11 +8,12 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Body, Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from tandem.web.deployments import services
 from tandem.web.deployments.models import LIVE, Deployment
 from tandem.web.experiments.models import Experiment
+from tandem.web.pagination import Pages
 
 router = Router(tags=["deployments"])
 
@@ -61,7 +62,7 @@ def deploy(request: HttpRequest, payload: DeploymentIn) -> Status:
 
 
 @router.get("", response=list[DeploymentOut], summary="List deployments, newest first (filter by experiment)")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_deployments(request: HttpRequest, filters: Query[ListFilters]) -> Any:
     qs = Deployment.objects.of(request.auth.organisation)
     if filters.experiment is not None:

@@ -1,5 +1,6 @@
-"""The Try-it form: one buyer's features (a field per source column the served model reads), k, product ids to
-rank, and the button pressed. It builds the server's request body, and lays the server's answer out as rows.
+"""The Try-it form: one buyer's features (a field per source column the served model reads, the buyer id first and
+then in the feature config's order, with the learnt values suggested), k, product ids to rank, and the button
+pressed. It builds the server's request body, and lays the server's answer out as rows.
 
 Values are sent with the type the feature's transform reads: numbers for numeric, bucketized and timestamp
 columns (a timestamp may also be a date text), text for the rest (ids, categories, hashed values, free text
@@ -52,18 +53,29 @@ class TryForm(forms.Form):
     )
     action = forms.ChoiceField(choices=())
 
-    def __init__(self, *args: Any, manifest: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, manifest: dict[str, Any], known: dict[str, list[str]] | None = None, **kwargs: Any
+    ) -> None:
+        """`known`: column → values to suggest (those the bundle learnt), shown as a list under the field."""
         super().__init__(*args, **kwargs)
         self.signatures = manifest["signatures"]
+        spec = manifest["spec"]
         transforms: dict[str, set[str]] = {}
-        for feature in manifest["spec"]["features"]["buyer"]:
+        for feature in spec["features"]["buyer"]:
             transforms.setdefault(feature["column"], set()).add(feature["transform"])
-        self.columns = manifest["buyer_columns"]
+        # The buyer id first, then the feature config's order (the manifest lists the columns sorted).
+        served = manifest["buyer_columns"]
+        order = dict.fromkeys([spec["data"]["buyer_id"], *transforms, *served])
+        self.columns = [c for c in order if c in served]
         self.transforms = {c: transforms.get(c, set()) for c in self.columns}
+        self.known = {c: v for c, v in (known or {}).items() if c in self.columns and v}
         for i, column in enumerate(self.columns):
             self.fields[f"buyer_{i}"] = forms.CharField(
                 label=column, required=False, help_text=", ".join(sorted(self.transforms[column]))
             )
+            if column in self.known:
+                self.fields[f"buyer_{i}"].widget.attrs.update({"list": f"known-buyer_{i}", "autocomplete": "off"})
+                self.fields[f"buyer_{i}"].known = self.known[column]
         self.fields["action"].choices = [(a, a) for a in self.actions]
         if RANKING not in self.signatures:
             del self.fields["product_ids"]
@@ -126,11 +138,14 @@ class TryForm(forms.Form):
                 for n, j in enumerate(order, 1)
             ]
         scores, predictions = answer.get("scores"), answer.get("predictions")
+        # A popularity fallback's scores are training purchase counts, not the model's: they get their own column.
+        popular = answer.get("fallback") == "popularity"
         return [
             {
                 "rank": n,
                 "product_id": product_id,
-                "score": scores[n - 1] if scores is not None else None,
+                "score": scores[n - 1] if scores is not None and not popular else None,
+                "bought": scores[n - 1] if scores is not None and popular else None,
                 "prediction": predictions[n - 1] if predictions is not None else None,
             }
             for n, product_id in enumerate(answer["product_ids"], 1)

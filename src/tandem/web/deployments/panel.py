@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tandem.web.deployments import services
+from tandem.web.deployments import catalog, services
 from tandem.web.deployments.forms import TryForm
 from tandem.web.deployments.models import Deployment, Status
 from tandem.web.experiments.models import Experiment
@@ -21,5 +21,8 @@ def panel(experiment: Experiment, deployment: Deployment | None = None, error: s
     except services.NotDeployable as e:
         reason = e.message
     running = deployment is not None and deployment.status == Status.RUNNING
-    form = TryForm(manifest=services.manifest(deployment)) if running else None
+    form = None
+    if running:
+        manifest = services.manifest(deployment)
+        form = TryForm(manifest=manifest, known=catalog.known_values(deployment.bundle, manifest["buyer_columns"]))
     return {"deployment": deployment, "reason": reason, "form": form, "error": error}

@@ -12,6 +12,7 @@ there is no /proc, only the servers this process started are recognised.)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -30,13 +31,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tandem.serving.errors import RequestError
+from tandem.serving.requests import LIMITS as SERVER_LIMITS
+from tandem.serving.requests import RankRequest, RecommendRequest, RetrieveRequest, check_work, parse_request
+from tandem.web import budgets
+from tandem.web.accounts.models import Organisation
 from tandem.web.deployments.models import LIVE, Deployment, Status
 from tandem.web.errors import ApiError, Conflict
 from tandem.web.experiments.models import Experiment
 from tandem.web.experiments.models import Status as ExperimentStatus
 
 HOST = "127.0.0.1"
-ENDPOINTS = ("retrieve", "rank", "recommend")
+REQUESTS = {"retrieve": RetrieveRequest, "rank": RankRequest, "recommend": RecommendRequest}
+ENDPOINTS = tuple(REQUESTS)
 START_SECONDS = 15.0  # how long deploy() waits for the first healthy answer (a server loads in 2-5 s)
 STOP_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 HEALTH_SECONDS = 1.0
@@ -45,6 +52,24 @@ LOG_TAIL_BYTES = 2000
 
 # Servers this process started, by PID: polled so that they are reaped (no zombies) once they exit.
 _started: dict[int, subprocess.Popen] = {}
+
+
+@atexit.register
+def _end_started_servers() -> None:
+    """The servers this process started end with it (the demo's web process, a gunicorn worker): SIGTERM, then
+    SIGKILL after STOP_SECONDS. Their records are marked stopped by whoever stops or next starts the platform."""
+    alive = [p for p in _started.values() if p.poll() is None]
+    for process in alive:
+        process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for process in alive:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 # Loopback needs no proxy, whatever http_proxy says.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -103,6 +128,7 @@ def deploy(experiment: Experiment) -> tuple[Deployment, bool]:
     current = latest(experiment)
     if current is not None and current.is_live:
         return current, False
+    _check_servers(experiment.organisation)
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(
@@ -121,6 +147,18 @@ def deploy(experiment: Experiment) -> tuple[Deployment, bool]:
     if deployment.status == Status.FAILED:
         raise ServerUnavailable(deployment.error)
     return deployment, True
+
+
+def _check_servers(organisation: Organisation) -> None:
+    """Raise OverBudget (429) when the organisation already has `running_servers` live model servers."""
+    live = [d for d in Deployment.objects.of(organisation).filter(status__in=LIVE) if refresh(d).is_live]
+    cap = budgets.limit(organisation, "running_servers")
+    if len(live) >= cap:
+        raise budgets.OverBudget(
+            "running_servers",
+            f"Your organisation has {len(live)} model servers running; the limit (running_servers) is {cap}. "
+            "Stop one first.",
+        )
 
 
 def refresh(deployment: Deployment) -> Deployment:
@@ -149,6 +187,19 @@ def stop(deployment: Deployment) -> Deployment:
     return _finish(deployment, Status.STOPPED)
 
 
+def stop_all() -> int:
+    """Stop every live deployment's server and mark it stopped; returns how many there were.
+
+    The platform runs this when it stops (its servers must not outlive it) and when it starts (a platform that
+    died left its servers running, or left records of servers that are gone). A server is recognised by the
+    command line /proc shows for its recorded PID, so a number reused by another program is never signalled.
+    """
+    live = list(Deployment.objects.filter(status__in=LIVE))
+    for deployment in live:
+        stop(deployment)
+    return len(live)
+
+
 def stop_servers_of(sender: type[Experiment], instance: Experiment, **kwargs: Any) -> None:
     """Signal receiver (pre_delete of Experiment): a deleted experiment's servers are stopped, not orphaned."""
     for deployment in instance.deployments.filter(status__in=LIVE):
@@ -171,6 +222,7 @@ def call(deployment: Deployment, endpoint: str, body: dict[str, Any]) -> dict[st
     """
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
+    check_request(deployment.organisation, endpoint, body)
     if refresh(deployment).status != Status.RUNNING:
         raise ServerUnavailable(f"The model server is {deployment.status}; deploy the experiment to start it.")
     request = urllib.request.Request(
@@ -198,6 +250,20 @@ def call(deployment: Deployment, endpoint: str, body: dict[str, Any]) -> dict[st
         ) from None
     except (OSError, ValueError) as e:  # refused, timed out, or an answer that is not JSON
         raise ServerUnavailable(f"The model server did not answer: {e}") from None
+
+
+def check_request(organisation: Organisation, endpoint: str, body: dict[str, Any]) -> None:
+    """Judge a relayed body as the server would, and its work (buyers × ids, buyers × k) against the
+    organisation's `rank_pairs` and `retrieve_results`: a refused request is never forwarded.
+
+    Raises ServerRefused with the status (422, 413) and message the server's own checks give.
+    """
+    own = budgets.of(organisation)
+    try:
+        parsed = parse_request(REQUESTS[endpoint], body)
+        check_work(parsed, {name: min(own[name], server) for name, server in SERVER_LIMITS.items()})
+    except RequestError as e:
+        raise ServerRefused(e.status, e.message, code=e.code, errors={k: [v] for k, v in e.fields.items()}) from None
 
 
 # ----------------------------------------------------------------------------------------------- processes

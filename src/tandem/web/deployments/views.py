@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from tandem.web.accounts.auth import Actor
-from tandem.web.deployments import services
+from tandem.web.deployments import catalog, services
 from tandem.web.deployments.forms import TryForm
 from tandem.web.deployments.models import Deployment, Status
 from tandem.web.deployments.panel import panel
@@ -86,5 +86,9 @@ def try_it(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
         except ApiError as e:
             context["error"] = e.message
         else:
-            context["rows"] = form.rows(context["answer"])
+            rows = form.rows(context["answer"])
+            columns, attributes = catalog.product_attributes(experiment, [r["product_id"] for r in rows])
+            for row in rows:
+                row["attributes"] = attributes.get(str(row["product_id"]), [None] * len(columns))
+            context.update(rows=rows, attribute_columns=columns)
     return render(request, "deployments/try_result.html", context)

@@ -8,12 +8,13 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import Field as PydanticField
 
 from tandem.web.experiments import services
 from tandem.web.experiments.models import METRIC_FIELDS, Experiment
 from tandem.web.experiments.reaper import reap_expired
+from tandem.web.pagination import Pages
 
 router = Router(tags=["experiments"])
 
@@ -129,7 +130,7 @@ def create_experiment(request: HttpRequest, payload: ExperimentIn) -> Status:
 
 
 @router.get("", response=list[ExperimentOut], summary="List experiments (filter by status and model type)")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_experiments(request: HttpRequest, filters: Query[ListFilters]) -> Any:
     reap_expired()
     qs = Experiment.objects.of(request.auth.organisation)

@@ -16,8 +16,10 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from tandem.web import engine
 from tandem.web.accounts.models import Organisation
 from tandem.web.errors import Conflict
+from tandem.web.experiments import limits
 from tandem.web.experiments.forms import ExperimentForm
 from tandem.web.experiments.models import ACTIVE, HIGHER_IS_BETTER, METRIC_FIELDS, Experiment, Status
 
@@ -42,11 +44,16 @@ _FRESH = {
 
 
 def create_experiment(organisation: Organisation, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Experiment:
-    """Validate (engine and platform rules) and queue a new experiment. Raises ValidationError listing every problem."""
+    """Validate (engine and platform rules, the model's size) and queue a new experiment.
+
+    Raises ValidationError listing every problem, and OverBudget (429) when the organisation's queue is full.
+    """
     defaults = model_to_dict(Experiment(), fields=ExperimentForm._meta.fields)
     form = ExperimentForm(data={**defaults, **dict(data)}, organisation=organisation, user=user)
     if not form.is_valid():
         raise ValidationError(form.errors.as_data())
+    limits.check_model_size(organisation, form.cleaned_data["dataset"], engine.parse(form.instance.spec))
+    limits.check_queue(organisation)
     with transaction.atomic():
         experiment = form.save()
         queue(experiment)
@@ -82,13 +89,14 @@ def cancel(experiment: Experiment) -> Experiment:
 
 
 def rerun(experiment: Experiment) -> Experiment:
-    """Run a failed or cancelled experiment again, with the same spec, as a new attempt."""
+    """Run a failed or cancelled experiment again, with the same spec, as a new attempt (within the queue's budget)."""
     if experiment.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict(
             f"Only a failed or cancelled experiment can be re-run; this one is {experiment.status}. "
             "Create a new experiment to run the same configs again.",
             code="not_rerunnable",
         )
+    limits.check_queue(experiment.organisation)
     return queue(experiment)
 
 

@@ -1,7 +1,8 @@
 """Small histograms of a dataset's columns, for the statistics table.
 
 The platform's profile holds counts, extremes and the top values, not a distribution, so columns are
-summarised here with DuckDB straight from the stored file, once per dataset version (cached):
+summarised here with DuckDB straight from the stored file (read with the dataset's reading options, in the
+bounded memory profiling has, spilling to a temporary folder past it), once per dataset version (cached):
 
 - numbers and times: equal-width bins between min and max (one bar per value when there are few values);
 - text with few values: one bar per value;
@@ -12,6 +13,7 @@ summarised here with DuckDB straight from the stored file, once per dataset vers
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ from django.core.cache import cache
 from tandem.data.sources import is_numeric, quote, read_source
 from tandem.errors import DataError
 from tandem.spec import TableSource
+from tandem.web import budgets
 from tandem.web.datasets.models import ROLES, Dataset
+from tandem.web.datasets.profiling import connect
 
 BINS = 12
 # The drawing's size in SVG units; the template scales it.
@@ -132,16 +136,16 @@ def _column_bars(con: duckdb.DuckDBPyConnection, column: dict[str, Any], is_id: 
     return _per_value(con, value, "v", label) if distinct <= BINS else _binned(con, value, label)
 
 
-def _file_bars(path: Path, table: dict[str, Any], ids: set[str], times: set[str]) -> dict[str, list[Bar]]:
-    con = duckdb.connect()
-    try:
+def _file_bars(
+    source: TableSource, table: dict[str, Any], ids: set[str], times: set[str], memory_bytes: int
+) -> dict[str, list[Bar]]:
+    with tempfile.TemporaryDirectory(prefix="histograms-") as spill, connect(memory_bytes, Path(spill)) as con:
         con.execute("SET enable_progress_bar = false")  # it would draw on the server's terminal
-        read_source(con, TableSource(path=str(path), format=table.get("format", "auto")), "t")
-        con.execute("CREATE TABLE m AS SELECT * FROM t")  # one read of the file for every column
-        columns = table.get("columns", [])
+        read_source(con, source, "t")
+        columns = [c for c in table.get("columns", []) if not c.get("derived")]
+        shown = ", ".join(quote(c["name"]) for c in columns)
+        con.execute(f"CREATE TABLE m AS SELECT {shown} FROM t")  # one read of the file for every column
         return {c["name"]: _column_bars(con, c, c["name"] in ids, c["name"] in times) for c in columns}
-    finally:
-        con.close()
 
 
 def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
@@ -157,9 +161,11 @@ def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
             continue
         ids = {dataset.buyer_id_column, dataset.product_id_column} if role == "transactions" else set()
         ids.add({"buyers": dataset.buyers_key, "products": dataset.products_key}.get(role, ""))
+        source = TableSource(**{**dataset.table_source(role), "path": field.path})  # with its reading options
         try:
             times = {dataset.timestamp_column} if role == "transactions" else set()
-            out[role] = _file_bars(Path(field.path), table, ids, times)
+            memory = budgets.limit(dataset.organisation, "profile_memory_bytes")
+            out[role] = _file_bars(source, table, ids, times, memory)
         except (duckdb.Error, DataError, OSError, ValueError):
             out[role] = {}
     cache.set(key, out, timeout=3600)

@@ -16,7 +16,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from tandem.data.sources import is_numeric
+from tandem.evaluation.metrics import ALL, EXPLORE, REPEAT, best_baseline, metric_key
 from tandem.metric_names import DEFAULT_KS, RANKING_HEADLINE, RETRIEVAL_HEADLINE
+from tandem.spec import ModelSpec
 from tandem.web.accounts.models import Organisation
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
@@ -43,6 +45,11 @@ SHORT_LABELS = {
 }
 # The metric a leaderboard sorts by, per model type (a multitask model is ranked by its retrieval).
 PRIMARY_METRIC = {"retrieval": "recall_at_100", "ranking": "test_rmse", "multitask": "recall_at_100"}
+# Recall of the model beside the best baseline, for these subsets of the test pairs.
+SUBSETS = {ALL: "All pairs", REPEAT: "Re-orders", EXPLORE: "New products"}
+SUBSET_SHORT = {ALL: "all", REPEAT: "repeat", EXPLORE: "explore"}
+# The cut-offs a card shows the lift over the best baseline at.
+CARD_LIFT_KS = (10, 100)
 
 
 def owned(model: type[Model], organisation: Organisation, pk: int) -> Any:
@@ -102,10 +109,11 @@ class MetricCell:
     value: float | None
     baseline: float | None = None
     best: bool = False
+    baseline_name: str = ""
 
     @property
     def lift(self) -> float | None:
-        """How many times the baseline's value the model reaches (recall over popularity recall)."""
+        """How many times the baseline's value the model reaches (recall over the best baseline's recall)."""
         if self.value is None or not self.baseline:
             return None
         return self.value / self.baseline
@@ -119,6 +127,15 @@ class MetricRow:
     task: str
     cells: list[MetricCell]
     note: str = ""
+    beside_baseline: bool = False
+
+
+def recall_cell(metrics: dict[str, Any], k: int, subset: str, label: str) -> MetricCell:
+    """The model's recall@k on a subset of the test pairs, beside the best baseline's."""
+    name = metric_key("recall", k, subset=subset)
+    best = best_baseline(metrics, "recall", k, subset)
+    value = metrics.get(name)
+    return MetricCell(name, label, value, best[1] if best else None, baseline_name=best[0] if best else "")
 
 
 def card_rows(experiment: Experiment) -> list[MetricRow]:
@@ -127,6 +144,13 @@ def card_rows(experiment: Experiment) -> list[MetricRow]:
     if experiment.model_section.has_retrieval:
         cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RETRIEVAL_METRICS]
         rows.append(MetricRow("Retrieval", cells))
+        metrics = experiment.all_metrics
+        lifts = [
+            recall_cell(metrics, k, subset, f"{SUBSET_SHORT[subset]}@{k}") for subset in SUBSETS for k in CARD_LIFT_KS
+        ]
+        lifts = [c for c in lifts if c.lift is not None]
+        if lifts:
+            rows.append(MetricRow("Lift over best baseline", lifts, beside_baseline=True))
     if experiment.model_section.has_ranking:
         names = RANKING_METRICS if has_validation(experiment) else RANKING_METRICS[2:]
         rows.append(MetricRow("Ranking", [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in names]))
@@ -155,15 +179,17 @@ def measured(experiment: Experiment, metric: str) -> float | None:
 
 
 def summary(experiment: Experiment) -> list[MetricRow]:
-    """The detail page's metrics: recall with the popularity baseline beside it; the errors on their scale, the test
-    RMSE beside the mean predictor's, and the validation errors only when there was a validation split."""
+    """The detail page's metrics: recall of all pairs, re-orders and new products, each with the best baseline
+    beside it; the errors on their scale, the test RMSE beside the mean predictor's, and the validation errors only
+    when there was a validation split."""
     rows = []
     other = experiment.other_metrics or {}
     if experiment.model_section.has_retrieval:
-        cells = [
-            MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"popularity_{m}")) for m in RETRIEVAL_METRICS
-        ]
-        rows.append(MetricRow("Retrieval", cells))
+        metrics = experiment.all_metrics
+        for subset, task in SUBSETS.items():
+            cells = [recall_cell(metrics, k, subset, f"Recall@{k}") for k in KS]
+            if subset == ALL or any(c.value is not None for c in cells):
+                rows.append(MetricRow("Retrieval" if subset == ALL else task, cells, beside_baseline=True))
     if experiment.model_section.has_ranking:
         names = RANKING_METRICS if has_validation(experiment) else RANKING_METRICS[2:]
         cells = [MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"{m}_mean_baseline")) for m in names]
@@ -221,10 +247,11 @@ def counts(organisation: Organisation) -> dict[str, int]:
     }
 
 
-def dashboard_panel(organisation: Organisation, tab: str) -> dict[str, Any]:
+def dashboard_panel(organisation: Organisation, tab: str, by: str = "") -> dict[str, Any]:
     """One model type's tab: the tabs with their counts, the leaderboard and the best-so-far series.
 
     Without a valid `tab`, the type of the latest completed experiment is shown (multitask when none).
+    by="lift" ranks a retrieval tab by its lift over the best baseline instead of its raw metric.
     """
     if tab not in MODEL_TYPES:
         latest = experiments(organisation, status=Status.COMPLETED).order_by("-finished_at").first()
@@ -233,20 +260,36 @@ def dashboard_panel(organisation: Organisation, tab: str) -> dict[str, Any]:
     return {
         "tab": tab,
         "tabs": [(t, done.filter(model_type=t).count()) for t in MODEL_TYPES],
-        "leaderboard": leaderboard(organisation, tab),
-        "metric": LABELS[PRIMARY_METRIC[tab]],
+        "by": by if by == "lift" and ModelSpec(type=tab).has_retrieval else "",
+        "leaderboard": leaderboard(organisation, tab, by=by),
+        "metric": "lift over the best baseline at Recall@100" if by == "lift" else LABELS[PRIMARY_METRIC[tab]],
         "best": best_over_time(organisation, tab),
     }
 
 
-def leaderboard(organisation: Organisation, model_type: str, limit: int = 10) -> list[Experiment]:
-    """Completed experiments of one model type, best first by the type's primary metric."""
+def leaderboard(
+    organisation: Organisation, model_type: str, limit: int = 10, *, by: str = ""
+) -> list[tuple[Experiment, MetricCell | None]]:
+    """Completed experiments of one model type, best first by the type's primary metric, each with its
+    Recall@100 beside the best baseline (None for ranking models).
+
+    by="lift" (retrieval and multitask): best first by the lift over the best baseline; experiments measured
+    without baselines come last.
+    """
     metric = PRIMARY_METRIC[model_type]
     order = f"-{metric}" if HIGHER_IS_BETTER[metric] else metric
     qs = experiments(organisation, status=Status.COMPLETED, model_type=model_type).filter(
         **{f"{metric}__isnull": False}
     )
-    return list(qs.order_by(order, "-finished_at")[:limit])
+    by_lift = by == "lift" and ModelSpec(type=model_type).has_retrieval
+    done = qs.order_by(order, "-finished_at") if by_lift else qs.order_by(order, "-finished_at")[:limit]
+    rows = [
+        (e, recall_cell(e.all_metrics, 100, ALL, "Lift@100") if ModelSpec(type=model_type).has_retrieval else None)
+        for e in done
+    ]
+    if by_lift:  # the lift lives in each experiment's metrics JSON, so it is sorted here
+        rows.sort(key=lambda row: (row[1].lift is None, -(row[1].lift or 0.0)))
+    return rows[:limit]
 
 
 def best_over_time(organisation: Organisation, model_type: str) -> dict[str, list[Any]]:

@@ -27,7 +27,7 @@ from tandem.web.datasets import services as dataset_services
 from tandem.web.datasets.forms import DatasetUpdateForm
 from tandem.web.datasets.models import Dataset
 from tandem.web.deployments.panel import panel as deployment_panel
-from tandem.web.errors import Conflict
+from tandem.web.errors import ApiError, Conflict
 from tandem.web.experiments import services as experiment_services
 from tandem.web.experiments.models import Experiment, Status
 from tandem.web.experiments.reaper import reap_expired
@@ -68,7 +68,7 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
 def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Counts, what is training now, and a leaderboard tab per model type (htmx swaps only the tab)."""
     org = actor.organisation
-    panel = queries.dashboard_panel(org, request.GET.get("type", ""))
+    panel = queries.dashboard_panel(org, request.GET.get("type", ""), request.GET.get("by", ""))
     panel["chart"] = charts.best_over_time_chart(panel["tab"], panel.pop("best"))
     if _htmx(request) and request.headers.get("HX-Target") == "dashboard-panel":
         return render(request, "pages/partials/dashboard_panel.html", panel)
@@ -393,6 +393,8 @@ def experiment_new(request: HttpRequest, actor: Actor) -> HttpResponse:
             experiment = experiment_services.create_experiment(org, actor.user, request.POST.dict())
         except ValidationError as e:
             forms.apply_errors(form, e)
+        except ApiError as e:  # over a budget: the organisation's queue is full
+            messages.error(request, e.message)
         else:
             messages.success(request, f"Experiment “{experiment.name}” queued.")
             return redirect("pages:experiment", pk=experiment.pk)
@@ -433,7 +435,7 @@ def _experiment_action(
     experiment = queries.owned(Experiment, actor.organisation, pk)
     try:
         action(experiment)
-    except Conflict as e:
+    except ApiError as e:  # a state that forbids it, or a budget
         messages.error(request, e.message)
     else:
         messages.success(request, done)

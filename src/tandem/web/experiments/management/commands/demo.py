@@ -3,7 +3,8 @@
 Steps (each reuses what an earlier run made): migrate; the demo organisation and user (password and API token
 printed); The Complete Journey sample as a dataset; a feature config and retrieval, ranking and multitask
 model configs; an experiment per model config, the multitask one run to completion before the server starts.
-Then the server (http://127.0.0.1:8000) and a worker run until Ctrl-C, which stops both.
+Then the server (http://127.0.0.1:8000) and a worker run until Ctrl-C, which stops both and every model server
+started by Deploy; model servers that a demo which died left running are stopped when the next one starts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from tandem.web.deployments import services as deployments
 from tandem.web.experiments.models import Experiment
 
 
@@ -91,7 +93,9 @@ class Command(BaseCommand):
         # Ctrl-C and SIGTERM both stop the demo. Handling SIGINT explicitly also undoes an inherited "ignore"
         # (a shell's background job), which the children would otherwise inherit too.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+        if n := deployments.stop_all():
+            self.stdout.write(f"Stopped {n} model server(s) left by an earlier run.")
         manage = [sys.executable, "-m", "tandem.web"]
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         procs = [
@@ -105,14 +109,17 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the server and the worker …")
         finally:
-            _stop(procs)
+            stop_processes(procs)
+            if n := deployments.stop_all():
+                self.stdout.write(f"Stopped {n} model server(s).")
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def interrupt(signum: int, frame: Any) -> None:
+    """A SIGTERM handler that stops like Ctrl-C does."""
     raise KeyboardInterrupt
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
+def stop_processes(procs: list[subprocess.Popen]) -> None:
     """Let the children finish on the terminal's Ctrl-C, then ask again, insist, and kill; by PID, never by name.
 
     A second SIGINT makes the worker abandon its task, which it records as failed (the next demo re-runs it).

@@ -1,0 +1,12 @@
+"""Two-stage recommendation: candidates from several sources, re-ranked by a ranker learned on pair features."""
+
+from __future__ import annotations
+
+from tandem.spec import RecommendSpec
+
+
+def recommended_settings(category: str | None = None) -> RecommendSpec:
+    """The recommended second stage for purchase data with timestamps and a time split: the buyer's history,
+    100 EASE neighbours and 100 popular products re-ranked by a softmax-trained ranker over two training
+    windows. category: a product column (e.g. a subclass) whose share of the buyer's orders is a feature."""
+    return RecommendSpec(category=category)

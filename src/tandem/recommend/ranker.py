@@ -1,0 +1,106 @@
+"""The second-stage ranker: a small MLP over standardised pair features, trained per buyer with one of the
+ranking task's losses, and exported as an ONNX graph that evaluation and serving both run.
+
+Scoring through the same ONNX Runtime graph in evaluation and in serving makes their lists the same, and
+serving needs no torch.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from tandem.export.onnx_graphs import export_graph
+from tandem.models.tasks import RankingTask
+from tandem.models.towers import mlp
+
+INPUT, OUTPUT = "pair_features", "score"
+
+
+class _Standardised(nn.Module):
+    """(x - mean) / scale, then the MLP: [n, F] → [n]."""
+
+    def __init__(self, net: nn.Sequential, mean: np.ndarray, scale: np.ndarray) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.from_numpy(mean.astype(np.float32)))
+        self.register_buffer("scale", torch.from_numpy(scale.astype(np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.scale).squeeze(1)
+
+
+def train_ranker(
+    features: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    layers: list[int],
+    loss: str,
+    epochs: int,
+    learning_rate: float,
+    groups_per_batch: int,
+    seed: int,
+) -> tuple[bytes, list[float]]:
+    """Fit the ranker on rows of (features [n, F], labels [n] in {0, 1}, groups [n]: the buyer list of each row)
+    and return (its ONNX graph, the mean loss of each epoch)."""
+    torch.manual_seed(seed)
+    mean = features.mean(axis=0)
+    scale = np.maximum(features.std(axis=0), 1e-6)
+    model = _Standardised(mlp(features.shape[1], layers), mean, scale)
+    task = RankingTask(loss)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    order = np.argsort(groups, kind="stable")
+    x = torch.from_numpy(features[order].astype(np.float32))
+    y = torch.from_numpy(labels[order].astype(np.float32))
+    g = torch.from_numpy(np.unique(groups[order], return_inverse=True)[1].astype(np.int64))
+    bounds = np.r_[0, np.flatnonzero(np.diff(g.numpy())) + 1, len(g)]
+    n_groups = len(bounds) - 1
+    rng = np.random.default_rng(seed)
+    history = []
+    for _ in range(epochs):
+        losses = []
+        picked = rng.permutation(n_groups)
+        for start in range(0, n_groups, groups_per_batch):
+            chosen = np.sort(picked[start : start + groups_per_batch])
+            rows = np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in chosen])
+            index = torch.from_numpy(rows)
+            value = task(model(x[index]), y[index], g[index])
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+            losses.append(float(value.detach()))
+        history.append(float(np.mean(losses)) if losses else 0.0)
+    model.eval()
+    buffer = io.BytesIO()
+    export_graph(
+        model,
+        (torch.zeros(2, features.shape[1]),),
+        buffer,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
+    )
+    return buffer.getvalue(), history
+
+
+class Ranker:
+    """Scores pair features with the exported graph (ONNX Runtime, one thread per call as serving does)."""
+
+    def __init__(self, graph: bytes) -> None:
+        self.graph = graph
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+    def score(self, features: np.ndarray, batch: int = 65_536) -> np.ndarray:
+        """[n] float32 scores of [n, F] features."""
+        parts = [
+            self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(features[i : i + batch], np.float32)})[0]
+            for i in range(0, len(features), batch)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)

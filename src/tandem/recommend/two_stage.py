@@ -1,0 +1,185 @@
+"""Two-stage recommendation: candidates from the buyer's history, item–item neighbours and popularity,
+ordered by the learned ranker. `TwoStage.lists` is the one code path for evaluation and serving.
+
+Training stays inside the training period: for each window w = 1..windows, the features come from the orders
+before t_w = as_of - w × horizon and the labels are the pairs bought in [t_w, t_w + horizon). The lists are
+then built from every order before `as_of`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from tandem.evaluation.baselines import merge_lists, popularity_order
+from tandem.recommend.candidates import CANDIDATE_FEATURES, Neighbours, candidates
+from tandem.recommend.orders import OrderLog
+from tandem.recommend.pair_features import HISTORY_FEATURES, pair_features
+from tandem.recommend.ranker import Ranker, train_ranker
+from tandem.spec import RecommendSpec
+
+FEATURES = (*HISTORY_FEATURES, *CANDIDATE_FEATURES)
+# Buyers whose candidates are built and scored at once (bounds the candidate table's memory).
+BUYER_BLOCK = 2048
+
+
+def candidate_table(
+    log: OrderLog,
+    neighbours: Neighbours,
+    as_of: int,
+    horizon: float,
+    category: np.ndarray,
+    buyers: np.ndarray,
+    settings: RecommendSpec,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row into buyers, product, [n, len(FEATURES)] features) of every candidate of `buyers`."""
+    rows, products, source_features = candidates(
+        log, neighbours, buyers, n_history=settings.history, n_ease=settings.ease, n_popularity=settings.popularity
+    )
+    history = pair_features(log, as_of, horizon, buyers[rows], products, category)
+    return rows, products, np.concatenate([history, source_features], axis=1)
+
+
+def _neighbours(log: OrderLog, settings: RecommendSpec) -> Neighbours:
+    return Neighbours.fit(log, settings.ease_lambda, settings.ease_products, settings.ease_neighbours)
+
+
+@dataclass
+class TwoStage:
+    """A fitted two-stage recommender as of `as_of`: the orders before it, the neighbours and the ranker."""
+
+    settings: RecommendSpec
+    log: OrderLog
+    as_of: int
+    horizon: float
+    category: np.ndarray  # [n_products] category code, -1 when unknown
+    neighbours: Neighbours
+    ranker: Ranker
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls, log: OrderLog, as_of: int, horizon: float, category: np.ndarray, settings: RecommendSpec, seed: int
+    ) -> TwoStage:
+        """Train the ranker on windows of the log before `as_of` and build the recommender at `as_of`."""
+        rng = np.random.default_rng(seed)
+        parts, report = [], {"windows": []}
+        for w in range(1, settings.windows + 1):
+            start = as_of - w * horizon
+            if start <= log.start:
+                break
+            before = log.as_of(int(start))
+            inside = (log.time >= start) & (log.time < start + horizon)
+            label_keys = np.unique(log.buyer[inside] * log.n_products + log.product[inside])
+            buyers = np.unique(label_keys // log.n_products)
+            if len(buyers) > settings.max_train_buyers:
+                buyers = np.sort(rng.choice(buyers, settings.max_train_buyers, replace=False))
+            table = candidate_table(
+                before, _neighbours(before, settings), int(start), horizon, category, buyers, settings
+            )
+            rows, products, features = table
+            keys = buyers[rows] * log.n_products + products
+            labels = np.isin(keys, label_keys).astype(np.float32)
+            parts.append((features, labels, rows + (w - 1) * log.n_buyers))
+            covered = float(labels.sum() / max(1, np.isin(label_keys // log.n_products, buyers).sum()))
+            report["windows"].append(
+                {"start": int(start), "buyers": len(buyers), "candidates": len(rows), "label_coverage": covered}
+            )
+        if not parts:
+            raise ValueError("the training period is shorter than one horizon: the ranker has nothing to learn from")
+        features, labels, groups = (np.concatenate(p) for p in zip(*parts, strict=True))
+        graph, losses = train_ranker(
+            features,
+            labels,
+            groups,
+            layers=settings.ranker_layers,
+            loss=settings.ranker_loss,
+            epochs=settings.ranker_epochs,
+            learning_rate=settings.ranker_learning_rate,
+            groups_per_batch=settings.buyers_per_batch,
+            seed=seed,
+        )
+        report["losses"] = losses
+        return cls(settings, log, as_of, horizon, category, _neighbours(log, settings), Ranker(graph), report)
+
+    def lists(self, buyers: np.ndarray, k: int, *, explore: bool = False) -> np.ndarray:
+        """[len(buyers), k] product indices, best first, filled with popular products after the candidates;
+        explore leaves out each buyer's past products."""
+        buyers = np.asarray(buyers, np.int64)
+        history = self.log.history()
+        popular = popularity_order(np.bincount(history.product, minlength=self.log.n_products))
+        out = np.full((len(buyers), k), -1, np.int64)
+        for s in range(0, len(buyers), BUYER_BLOCK):
+            block = buyers[s : s + BUYER_BLOCK]
+            rows, products, features = candidate_table(
+                self.log, self.neighbours, self.as_of, self.horizon, self.category, block, self.settings
+            )
+            score = self.ranker.score(features)
+            if explore:
+                kept = ~history.bought(block[rows], products)
+                rows, products, score = rows[kept], products[kept], score[kept]
+            order = np.lexsort((products, -score, rows))
+            rows, products = rows[order], products[order]
+            position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+            ranked = np.full((len(block), k), -1, np.int64)
+            ranked[rows[position < k], position[position < k]] = products[position < k]
+            seen = int(np.diff(history.indptr)[block].max()) if explore and len(block) else 0
+            fill = np.broadcast_to(popular[: 2 * k + seen], (len(block), min(len(popular), 2 * k + seen)))
+            wide = np.concatenate([ranked, fill], axis=1)
+            excluded = None
+            if explore:
+                flat = np.repeat(block, wide.shape[1])
+                excluded = history.bought(flat, np.maximum(wide.ravel(), 0)).reshape(wide.shape) & (wide >= 0)
+            out[s : s + BUYER_BLOCK] = merge_lists([wide], k, excluded)
+        return out
+
+    def save(self, folder: str | Path) -> None:
+        """Write everything `load` needs: the orders, categories, neighbours (npz), the ranker (ONNX), settings."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        w = self.neighbours.weights
+        np.savez_compressed(
+            folder / "two_stage.npz",
+            buyer=self.log.buyer,
+            product=self.log.product,
+            time=self.log.time,
+            category=self.category,
+            indptr=w.indptr,
+            indices=w.indices,
+            weights=w.data,
+        )
+        (folder / "ranker.onnx").write_bytes(self.ranker.graph)
+        meta = {
+            "settings": self.settings.model_dump(mode="json"),
+            "as_of": self.as_of,
+            "horizon": self.horizon,
+            "n_buyers": self.log.n_buyers,
+            "n_products": self.log.n_products,
+            "features": list(FEATURES),
+            "report": self.report,
+        }
+        (folder / "two_stage.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TwoStage:
+        folder = Path(folder)
+        meta = json.loads((folder / "two_stage.json").read_text(encoding="utf-8"))
+        z = np.load(folder / "two_stage.npz")
+        n_b, n_p = meta["n_buyers"], meta["n_products"]
+        log = OrderLog(z["buyer"], z["product"], z["time"], n_b, n_p)
+        weights = sp.csr_matrix((z["weights"], z["indices"], z["indptr"]), shape=(n_p, n_p))
+        return cls(
+            RecommendSpec.model_validate(meta["settings"]),
+            log,
+            meta["as_of"],
+            meta["horizon"],
+            z["category"],
+            Neighbours(weights),
+            Ranker((folder / "ranker.onnx").read_bytes()),
+            meta["report"],
+        )
