@@ -52,27 +52,29 @@ def _unknown(column: str, columns: Mapping[str, str]) -> str:
     return f"unknown column '{column}' in the data (it has: {shown})"
 
 
-def feature_columns(features: FeaturesSpec, data: DataSpec) -> list[tuple[str, str]]:
-    """(spec path, column) of every column the features read."""
+def feature_columns(features: FeaturesSpec) -> list[tuple[str, str]]:
+    """(spec path, column) of every column the features read (a history bag's count column included)."""
     out = []
     for side in ("buyer", "product"):
         for i, f in enumerate(getattr(features, side)):
             out.append((f"features.{side}.{i}.column", f.column))
-            if f.transform == "history":  # a history bag is looked up by buyer and may count orders
-                out.append(("data.buyer_id", data.buyer_id))
-                if f.count_column:
-                    out.append((f"features.{side}.{i}.count_column", f.count_column))
+            if f.transform == "history" and f.count_column:
+                out.append((f"features.{side}.{i}.count_column", f.count_column))
     return out
 
 
-def _columns_exist(features: FeaturesSpec, data: DataSpec, facts: DataFacts) -> list[Problem]:
+def reads_buyer_id(features: FeaturesSpec) -> bool:
+    """Whether a feature reads the buyer id column itself: a history bag is looked up by buyer."""
+    return any(f.transform == "history" for f in (*features.buyer, *features.product))
+
+
+def _columns_exist(features: FeaturesSpec, facts: DataFacts) -> list[Problem]:
     columns = facts.columns
     if columns is None:
         return []
-    problems = []
-    for path, column in feature_columns(features, data):
-        if column not in columns:
-            problems.append(Problem(path, _unknown(column, columns)))
+    problems = [
+        Problem(path, _unknown(column, columns)) for path, column in feature_columns(features) if column not in columns
+    ]
     target = features.target
     if target is not None:
         if target not in columns:
@@ -116,7 +118,18 @@ def _cutoff_inside_the_data(data: DataSpec, facts: DataFacts) -> list[Problem]:
     return []
 
 
-EXPERIMENT_RULES: tuple[Rule, ...] = (_columns_exist, _top_k_fits_the_catalog, _cutoff_inside_the_data)
+def _history_finds_the_buyer_id(features: FeaturesSpec, data: DataSpec, facts: DataFacts) -> list[Problem]:
+    if facts.columns is None or not reads_buyer_id(features) or data.buyer_id in facts.columns:
+        return []
+    return [Problem("data.buyer_id", _unknown(data.buyer_id, facts.columns))]
+
+
+EXPERIMENT_RULES: tuple[Rule, ...] = (
+    _columns_exist,
+    _history_finds_the_buyer_id,
+    _top_k_fits_the_catalog,
+    _cutoff_inside_the_data,
+)
 
 
 def rules_for(facts: DataFacts) -> list[Rule]:

@@ -19,7 +19,7 @@ from tandem.data.sources import is_numeric, literal, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.data.timestamps import guess_format, is_temporal, timestamp_sql
 from tandem.errors import DataError, Problem, SpecError
-from tandem.experiment_rules import DataFacts, check_experiment, feature_columns
+from tandem.experiment_rules import DataFacts, check_experiment, feature_columns, reads_buyer_id
 from tandem.spec import ExperimentSpec
 
 BUYER, PRODUCT, TS, TARGET, PERIOD = "__buyer", "__product", "__ts", "__target", "__test_period"
@@ -184,7 +184,9 @@ class _Loader:
 
     def _query(self, tx: dict[str, str], joined: dict[str, str], joins: list) -> Interactions:
         d, report = self.spec.data, {}
-        feature_cols = sorted({c for _, c in feature_columns(self.spec.features, self.spec.data)})
+        features = self.spec.features
+        read = {c for _, c in feature_columns(features)} | ({d.buyer_id} if reads_buyer_id(features) else set())
+        feature_cols = sorted(read)
         target = self.spec.features.target
         has_target = target is not None and self.spec.model.type != "retrieval"
         wanted = feature_cols + [f.column for f in d.filters] + [a.column for a in d.aggregate or [] if a.column]
