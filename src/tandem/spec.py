@@ -346,6 +346,9 @@ class IndexSpec(Section):
     ivf_nprobe: int = Field(16, ge=1)
 
 
+# The fieldsets of the retrieval loss's and the rating head's fields, shown for the types that have them.
+_RETRIEVAL_LOSS_UI = ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
+_RANKING_HEAD_UI = ui(group="Ranking head", for_types=["ranking", "multitask"])
 # A loss weight's slider: the platform's usual range, inside the weight's bounds (any finite number ≥ 0).
 _WEIGHT_UI = ui(group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"])
 
@@ -388,45 +391,33 @@ class ModelSpec(Section):
     ranking_weight: float = Field(
         1.0, ge=0.0, description="Weight of the ranking loss in the multitask sum.", json_schema_extra=_WEIGHT_UI
     )
-    temperature: float = Field(
-        1.0, gt=0.0, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
-    )
-    remove_accidental_hits: bool = Field(
-        False, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
-    )
-    logq_correction: bool = Field(
-        False, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
-    )
+    temperature: float = Field(1.0, gt=0.0, json_schema_extra=_RETRIEVAL_LOSS_UI)
+    remove_accidental_hits: bool = Field(False, json_schema_extra=_RETRIEVAL_LOSS_UI)
+    logq_correction: bool = Field(False, json_schema_extra=_RETRIEVAL_LOSS_UI)
     retrieval_negatives: Literal["in_batch", "catalog"] = Field(
         "in_batch",
-        json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"]),
+        json_schema_extra=_RETRIEVAL_LOSS_UI,
         description="'catalog': a softmax over the whole catalog when it has at most catalog_softmax_max_products "
         "products, else over sampled_negatives products drawn uniformly and shared by the batch (plus its positives).",
     )
-    catalog_softmax_max_products: int = Field(
-        100_000, ge=1, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
-    )
-    sampled_negatives: int = Field(
-        8192, ge=1, json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"])
-    )
+    catalog_softmax_max_products: int = Field(100_000, ge=1, json_schema_extra=_RETRIEVAL_LOSS_UI)
+    sampled_negatives: int = Field(8192, ge=1, json_schema_extra=_RETRIEVAL_LOSS_UI)
     retrieval_loss_reduction: Literal["sum", "mean"] = Field(
         "sum",
         description="'sum' matches TensorFlow Recommenders' Retrieval task.",
-        json_schema_extra=ui(group="Retrieval loss", for_types=["retrieval", "multitask"]),
+        json_schema_extra=_RETRIEVAL_LOSS_UI,
     )
     ranking_loss: Literal["mse", "huber", "bce", "bpr", "hinge", "softmax", "lambdarank"] = Field(
         "mse",
         description="Pointwise (mse, huber, bce), pairwise over sampled negatives of the same buyer (bpr, hinge) "
         "or listwise per buyer (softmax, lambdarank).",
-        json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"]),
+        json_schema_extra=_RANKING_HEAD_UI,
     )
-    huber_delta: float = Field(
-        1.0, gt=0.0, json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"])
-    )
+    huber_delta: float = Field(1.0, gt=0.0, json_schema_extra=_RANKING_HEAD_UI)
     rating_head_input: Literal["concat", "concat_product"] = Field(
         "concat",
         description="'concat_product' also feeds the element-wise product of the two embeddings.",
-        json_schema_extra=ui(group="Ranking head", for_types=["ranking", "multitask"]),
+        json_schema_extra=_RANKING_HEAD_UI,
     )
     retrieval_algorithm: Literal["brute_force", "hnsw", "ivf"] = Field(
         "brute_force",
