@@ -146,7 +146,7 @@ def final_metrics(model: TwoTowerModel, data: EncodedData, spec: ExperimentSpec)
         model, data, data.test, ev, rating_prefix="test_", baseline=ev.baseline, breakdown=True, device=device
     )
     notes = []
-    if model.has_ranking:
+    if model.spec.measures_ranking:
         if len(data.validation):
             val = evaluate_split(
                 model, data, data.validation, ev, retrieval_prefix="val_", baseline=False, device=device

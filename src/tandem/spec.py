@@ -460,6 +460,17 @@ class ModelSpec(Section):
         """Whether the model learns (and serves) ranking scores."""
         return self.type == "ranking" or (self.type == "multitask" and self.ranking_weight > 0)
 
+    @property
+    def measures_retrieval(self) -> bool:
+        """Whether retrieval metrics are reported: every model with two towers, including a multitask model whose
+        retrieval weight is 0 (TensorFlow Recommenders' tutorial reports top-K accuracy at weights (1, 0))."""
+        return self.type != "ranking"
+
+    @property
+    def measures_ranking(self) -> bool:
+        """Whether rating errors are reported: every model with a rating head, including a zero-weight one."""
+        return self.type != "retrieval"
+
 
 # ----------------------------------------------------------------------------------------- training
 

@@ -164,14 +164,14 @@ def evaluate_split(
     queries = embed(model.query_tower, data.query_table, device)
     candidates = embed(model.candidate_tower, data.catalog, device)
     metrics: dict[str, float] = {}
-    if model.has_retrieval:
+    if model.spec.measures_retrieval:
         pairs = SplitPairs.of(data, rows)
         metrics.update(
             model_metrics(queries, candidates, data, pairs, evaluation, retrieval_prefix, breakdown=breakdown)
         )
         if baseline:
             metrics.update(baseline_metrics(data, pairs, evaluation, retrieval_prefix))
-    if model.has_ranking and rows.labels is not None:
+    if model.spec.measures_ranking and rows.labels is not None:
         predictions = predict_pairs(model, queries, candidates, rows)
         metrics.update(rating_metrics(predictions, rows.labels.numpy(), rating_prefix))
         if baseline and data.train.labels is not None and len(data.train):
