@@ -127,9 +127,11 @@ def test_a_bounded_load_loop_gets_only_successes(client: Client) -> None:
 
 
 def test_serving_imports_neither_torch_nor_django() -> None:
-    """The serving modules load without the training stack or the web app."""
+    """The serving modules, and the second stage and baselines they serve, load without the training stack or
+    the web app."""
     code = (
-        "import sys, tandem.serving.app, tandem.serving.batch, tandem.serving.commands, tandem.cli; "
+        "import sys, tandem.serving.app, tandem.serving.batch, tandem.serving.commands, tandem.cli, "
+        "tandem.recommend.two_stage, tandem.recommend.candidates, tandem.evaluation.baselines; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'django')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

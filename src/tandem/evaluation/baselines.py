@@ -8,8 +8,9 @@
   then popularity.
 
 An explore list removes the buyer's past products (for buy_again that leaves popularity). The pieces are
-usable on their own as candidate sources: `history_lists`, `fit_ease` + `ease_scores`, `popularity_order`
-and `merge_lists`. Only fitting EASE needs torch; lists and scores are numpy, so serving can build them too.
+usable on their own as candidate sources: `history_lists`, `ease_scores`, `popularity_order` and
+`merge_lists`. Everything here is numpy, so serving builds the same lists; fitting EASE (torch) is
+:mod:`tandem.evaluation.ease_fit`.
 
 EASE size: inverting the N × N Gram matrix costs about N³ and N² × 8 bytes a few times over; 6,000 products
 take about 10 s and under 1 GiB on two cores, so `ease_products` defaults to that, and products outside the
@@ -54,41 +55,16 @@ class Ease:
     weights: np.ndarray  # [N, N] float32, zero diagonal: score of column j = sum of weights[i, j] over bought i
 
 
-def fit_ease(history: PurchaseHistory, counts: np.ndarray, lam: float, max_products: int) -> Ease:
-    """EASE over the `max_products` most bought products (by `counts`, those bought at all)."""
-    import torch  # training only: serving builds lists from fitted weights without torch
-
-    order = popularity_order(counts)
-    columns = order[: min(max_products, int((np.asarray(counts) > 0).sum()))]
-    rows, cols = _purchases(history, columns, np.arange(history.n_buyers))
-    index = torch.from_numpy(np.stack([rows, cols]))
-    ones = torch.ones(index.shape[1], dtype=torch.float64)
-    shape = (history.n_buyers, len(columns))
-    x = torch.sparse_coo_tensor(index, ones, shape, check_invariants=False).coalesce()
-    gram = torch.zeros((len(columns), len(columns)), dtype=torch.float64)
-    width = max(1, LIST_BLOCK_ELEMENTS // max(1, history.n_buyers))
-    for first in range(0, len(columns), width):  # XᵀX a block of dense columns at a time: nnz × N work
-        here = (cols >= first) & (cols < first + width)
-        dense = torch.zeros((history.n_buyers, min(width, len(columns) - first)), dtype=torch.float64)
-        dense[torch.from_numpy(rows[here]), torch.from_numpy(cols[here] - first)] = 1.0
-        gram[:, first : first + width] = torch.sparse.mm(x.t(), dense)
-    gram.diagonal().add_(lam)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
-    weights = -p / p.diagonal().unsqueeze(0)
-    weights.diagonal().zero_()
-    return Ease(products=columns, weights=weights.to(torch.float32).numpy())
-
-
 def ease_scores(ease: Ease, history: PurchaseHistory, buyers: np.ndarray) -> np.ndarray:
     """[len(buyers), N] EASE scores of the columns `ease.products` (float32; 0 for buyers without history)."""
     buyers = np.asarray(buyers, dtype=np.int64)
-    rows, cols = _purchases(history, ease.products, buyers)
+    rows, cols = purchases(history, ease.products, buyers)
     x = np.zeros((len(buyers), len(ease.products)), dtype=np.float32)
     x[rows, cols] = 1.0
     return x @ ease.weights
 
 
-def _purchases(history: PurchaseHistory, columns: np.ndarray, buyers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def purchases(history: PurchaseHistory, columns: np.ndarray, buyers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of each purchase of `buyers` (rows in their order) among `columns`' products."""
     position = np.full(history.n_products, -1, dtype=np.int64)
     position[columns] = np.arange(len(columns))
@@ -160,6 +136,8 @@ class Baselines:
     @property
     def ease(self) -> Ease:
         if self._ease is None:
+            from tandem.evaluation.ease_fit import fit_ease  # training only: a served baseline brings its weights
+
             self._ease = fit_ease(self.history, self.counts, self.ease_lambda, self.ease_products)
         return self._ease
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from tandem.evaluation.baselines import fit_ease, history_lists, merge_lists, popularity_order
+from tandem.evaluation.baselines import history_lists, merge_lists, popularity_order
 from tandem.recommend.orders import OrderLog
 
 SOURCES = ("history", "ease", "popularity")
@@ -28,6 +28,8 @@ class Neighbours:
     @classmethod
     def fit(cls, log: OrderLog, lam: float, max_products: int, keep: int) -> Neighbours:
         """EASE over the `max_products` most bought products, keeping each target's `keep` largest weights."""
+        from tandem.evaluation.ease_fit import fit_ease  # training only: serving loads the kept weights
+
         history = log.history()
         counts = np.bincount(history.product, minlength=log.n_products)
         ease = fit_ease(history, counts, lam, max_products)

@@ -1,8 +1,6 @@
-"""The second-stage ranker: a small MLP over standardised pair features, trained per buyer with one of the
-ranking task's losses, and exported as an ONNX graph that evaluation and serving both run.
-
-Scoring through the same ONNX Runtime graph in evaluation and in serving makes their lists the same, and
-serving needs no torch.
+"""Training the second-stage ranker: a small MLP over standardised pair features, trained per buyer with one
+of the ranking task's losses, and exported as the ONNX graph that evaluation and serving both run
+(:mod:`tandem.recommend.ranker_graph`).
 """
 
 from __future__ import annotations
@@ -10,15 +8,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
 from tandem.export.onnx_graphs import export_graph
 from tandem.models.tasks import RankingTask
 from tandem.models.towers import mlp
-
-INPUT, OUTPUT = "pair_features", "score"
+from tandem.recommend.ranker_graph import INPUT, OUTPUT
 
 
 class _Standardised(nn.Module):
@@ -86,21 +82,3 @@ def train_ranker(
         dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
     )
     return buffer.getvalue(), history
-
-
-class Ranker:
-    """Scores pair features with the exported graph (ONNX Runtime, one thread per call as serving does)."""
-
-    def __init__(self, graph: bytes) -> None:
-        self.graph = graph
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-
-    def score(self, features: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """[n] float32 scores of [n, F] features."""
-        parts = [
-            self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(features[i : i + batch], np.float32)})[0]
-            for i in range(0, len(features), batch)
-        ]
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -20,7 +20,7 @@ from tandem.evaluation.baselines import merge_lists, popularity_order
 from tandem.recommend.candidates import CANDIDATE_FEATURES, Neighbours, candidates
 from tandem.recommend.orders import OrderLog
 from tandem.recommend.pair_features import HISTORY_FEATURES, pair_features
-from tandem.recommend.ranker import Ranker, train_ranker
+from tandem.recommend.ranker_graph import Ranker
 from tandem.spec import RecommendSpec
 
 FEATURES = (*HISTORY_FEATURES, *CANDIDATE_FEATURES)
@@ -67,6 +67,8 @@ class TwoStage:
         cls, log: OrderLog, as_of: int, horizon: float, category: np.ndarray, settings: RecommendSpec, seed: int
     ) -> TwoStage:
         """Train the ranker on windows of the log before `as_of` and build the recommender at `as_of`."""
+        from tandem.recommend.ranker import train_ranker  # training only: a loaded recommender needs no torch
+
         rng = np.random.default_rng(seed)
         parts, report = [], {"windows": []}
         for w in range(1, settings.windows + 1):
