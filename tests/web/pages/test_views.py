@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from html import unescape
 from typing import Any
 
 import pandas as pd
@@ -266,6 +267,39 @@ def test_a_feature_config_is_saved_as_the_platform_expects(page_client: Client, 
         ("category", "categorical"),
     ]
     assert config.features["target"] == "rating"
+
+
+def test_the_product_id_feeds_the_product_tower_and_the_buyers_purchase_history(
+    page_client: Client, dataset: Dataset, acme: Tenant
+) -> None:
+    """One column, two uses: the product tower's id embedding and a buyer bag over it; the edit form shows both."""
+    html = page_client.get(f"/feature-configs/new/?dataset={dataset.pk}").content.decode()
+    assert "history" not in re.search(r'<select name="transform_0".*?</select>', html, flags=re.S).group(0)
+    data = _feature_post(html, name="fc-history", dataset=str(dataset.pk), history_weighting="recency")
+    response = page_client.post("/feature-configs/new/", {**data, "history_columns": ["product"]}, follow=True)
+    assert "Feature config “fc-history” saved." in _text(response)
+    config = FeatureConfig.objects.of(acme.organisation).get(name="fc-history")
+    assert [(f["column"], f["transform"]) for f in config.features["buyer"]] == [
+        ("buyer", "id"),
+        ("product", "history"),
+    ]
+    assert config.features["buyer"][1]["weighting"] == "recency"
+    assert ("product", "id") in [(f["column"], f["transform"]) for f in config.features["product"]]
+    edit = page_client.get(f"/feature-configs/{config.pk}/edit/?dataset={dataset.pk}")
+    assert edit.context["form"]["history_columns"].value() == ["product"]
+    assert edit.context["form"]["history_weighting"].value() == "recency"
+    assert edit.context["form"]["side_1"].value() == "product"  # the id row keeps its own place
+
+
+def test_a_history_over_a_column_the_product_tower_lacks_is_refused_on_the_buyer_tower(
+    page_client: Client, dataset: Dataset
+) -> None:
+    html = page_client.get(f"/feature-configs/new/?dataset={dataset.pk}").content.decode()
+    data = {**_feature_post(html, name="bad", dataset=str(dataset.pk), side_4=""), "history_columns": ["category"]}
+    response = page_client.post("/feature-configs/new/", data)
+    buyer_tower = re.search(r'data-field="features-buyer">(.*?)</div>', response.content.decode(), flags=re.S)
+    assert "shares the product tower's embedding of 'category'" in unescape(buyer_tower.group(1))
+    assert not FeatureConfig.objects.exists()
 
 
 def test_feature_problems_are_shown_beside_the_tower_row_and_target(page_client: Client, dataset: Dataset) -> None:

@@ -15,7 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.models import fields_for_model
 from django.utils.translation import gettext_lazy as _
 
-from tandem.spec import Feature
+from tandem.spec import Feature, HistoryFeature
 from tandem.web.configs.forms import FeatureConfigForm, ModelConfigForm
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.forms import DatasetUploadForm
@@ -37,6 +37,10 @@ def _transforms() -> tuple[list[str], set[str]]:
 
 
 TRANSFORMS, EMBEDDED_TRANSFORMS = _transforms()
+# A history bag is not a column's own transform: it reads a product column the product tower also embeds, so
+# the builder offers it as a buyer option of its own rather than in the column table.
+COLUMN_TRANSFORMS = [t for t in TRANSFORMS if t != "history"]
+HISTORY_WEIGHTINGS = typing.get_args(HistoryFeature.model_fields["weighting"].annotation)
 SIDES = (("", _("not used")), ("buyer", _("Buyer (query)")), ("product", _("Product (candidate)")))
 DEFAULT_EMBEDDING_DIM = 32
 # Column names that usually hold what the ranking task predicts, most likely first.
@@ -168,6 +172,7 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
         super().__init__(*args, **kwargs)
         self.dataset = dataset
         self.columns = list(dataset.available_columns().items())
+        self._add_history_fields(dataset)
         self.fields["description"].widget = forms.TextInput()
         for side in ("buyer", "product"):
             self.fields[field_key("features", side)].widget = forms.HiddenInput()
@@ -183,7 +188,7 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
         relabel(self.fields[field_key("features", "target_transform")])
         hinted = [c for hint in TARGET_HINTS for c in targets if c.lower() == hint]
         self.initial.setdefault(field_key("features", "target"), (hinted or targets or [""])[0])
-        transform_choices = [(t, t) for t in TRANSFORMS]
+        transform_choices = [(t, t) for t in COLUMN_TRANSFORMS]
         for i, (column, kind) in enumerate(self.columns):
             side, transform = _default_row(dataset, column, kind)
             self.fields[f"side_{i}"] = forms.ChoiceField(choices=SIDES, required=False, initial=side)
@@ -192,6 +197,30 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
                 initial=DEFAULT_EMBEDDING_DIM, required=False, widget=forms.NumberInput(attrs={"min": 1, "step": 1})
             )
         self._row_of: dict[str, list[int]] = {"buyer": [], "product": []}
+
+    def _add_history_fields(self, dataset: Dataset) -> None:
+        """The buyer's purchase history: which product columns become bags on the buyer tower, and how
+        purchases are weighted (the spec's HistoryFeature options)."""
+        attributes = [c for c in dataset.columns_of("products") if c != dataset.products_key]
+        choices = [(c, c) for c in dict.fromkeys([dataset.product_id_column, *attributes]) if c]
+        self.fields["history_columns"] = forms.MultipleChoiceField(
+            label=_("Purchase history"),
+            choices=choices,
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+            help_text=_(
+                "The buyer's past products (or their categories) as a bag over the product tower's own "
+                "embedding of the column, so the buyer tower knows what the buyer buys. The column must also "
+                "be on the product tower."
+            ),
+        )
+        weighting = HistoryFeature.model_fields["weighting"]
+        self.fields["history_weighting"] = forms.ChoiceField(
+            label=_("History weighting"),
+            choices=[(w, w) for w in HISTORY_WEIGHTINGS],
+            initial=weighting.default,
+            help_text=weighting.description,
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -206,6 +235,9 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
                 feature["embedding_dim"] = cleaned.get(f"dim_{i}") or DEFAULT_EMBEDDING_DIM
             features[side].append(feature)
             self._row_of[side].append(i)
+        weighting = cleaned.get("history_weighting") or HISTORY_WEIGHTINGS[0]
+        for column in cleaned.get("history_columns") or []:
+            features["buyer"].append({"column": column, "transform": "history", "weighting": weighting})
         for side in ("buyer", "product"):
             cleaned[field_key("features", side)] = features[side]  # an empty tower is the engine's problem
         return cleaned
@@ -243,15 +275,15 @@ class FeatureConfigBuilderForm(FeatureConfigForm):
         return out
 
     def tower_errors(self) -> dict[str, list[str]]:
-        """Problems of each tower's feature list that no single row owns, by side."""
+        """Problems of each tower's feature list that no single row owns (the list itself, or a purchase-history
+        bag, which has no row), by side."""
         out: dict[str, list[str]] = {}
         for problem in self.spec_problems:
             parts = problem.parts
-            if (
-                len(parts) >= 2
-                and parts[1] in ("buyer", "product")
-                and not (len(parts) > 2 and isinstance(parts[2], int))
-            ):
+            if len(parts) < 2 or parts[1] not in ("buyer", "product"):
+                continue
+            rows = self._row_of[str(parts[1])]
+            if not (len(parts) > 2 and isinstance(parts[2], int) and parts[2] < len(rows)):
                 out.setdefault(str(parts[1]), []).append(problem.message)
         return out
 
@@ -268,8 +300,14 @@ def feature_config_initial(config: FeatureConfig, dataset: Dataset) -> dict[str,
     initial = record_initial(config)
     index = {column: i for i, column in enumerate(dataset.available_columns())}
     initial.update({f"side_{i}": "" for i in index.values()})
+    bags = [f for f in section["buyer"] if f["transform"] == "history"]
+    initial["history_columns"] = [f["column"] for f in bags]
+    if bags:
+        initial["history_weighting"] = bags[0].get("weighting", HISTORY_WEIGHTINGS[0])
     for side in ("buyer", "product"):
         for feature in section[side]:
+            if feature["transform"] == "history":
+                continue
             i = index.get(feature["column"])
             if i is not None:
                 initial[f"side_{i}"], initial[f"transform_{i}"] = side, feature["transform"]
