@@ -7,6 +7,7 @@ htmx requests (header HX-Request) get the fragment they swap in; the same URLs s
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -241,46 +242,6 @@ def _feature_config_form(
     return render(request, "pages/feature_config_new.html", context)
 
 
-@org_required
-def feature_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """A feature config built from a table of one dataset's columns; ?from= starts from a copy of another."""
-    source = request.GET.get("from", "")
-    copied = queries.owned(FeatureConfig, actor.organisation, int(source)) if source.isdigit() else None
-    return _feature_config_form(request, actor, source=copied)
-
-
-@org_required
-def feature_config_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """A feature config: each feature and what it feeds its tower, the target, and what uses it."""
-    config = queries.owned(FeatureConfig, actor.organisation, pk)
-    context = {
-        "config": config,
-        "about": describe.feature_config(config.features),
-        "experiments": queries.experiments(actor.organisation).filter(feature_config=config)[:10],
-        "uses": config.experiments.count(),
-        "urls": _record_urls("feature_config", config.pk),
-    }
-    return render(request, "pages/feature_config_detail.html", context)
-
-
-@org_required
-def feature_config_edit(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """Change a feature config; refused while experiments use it (a copy can be edited instead)."""
-    config = queries.owned(FeatureConfig, actor.organisation, pk)
-    if config.is_in_use:
-        copy = _record_urls("feature_config", config.pk)["copy"]
-        return _refused(request, config, copy, reverse("pages:feature_config", args=[config.pk]))
-    return _feature_config_form(request, actor, instance=config)
-
-
-@require_POST
-@org_required
-def feature_config_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """Delete a feature config no experiment uses."""
-    config = queries.owned(FeatureConfig, actor.organisation, pk)
-    return _delete(request, config, records.delete, "pages:feature_configs", "pages:feature_config")
-
-
 # ------------------------------------------------------------------------------------------ model configs
 
 
@@ -307,44 +268,65 @@ def _model_config_form(
     return render(request, "pages/model_config_new.html", {"form": form, "instance": instance, "source": source})
 
 
-@org_required
-def model_config_new(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """A model config: the type first, then what that type needs; ?from= starts from a copy of another."""
-    source = request.GET.get("from", "")
-    copied = queries.owned(ModelConfig, actor.organisation, int(source)) if source.isdigit() else None
-    return _model_config_form(request, actor, source=copied)
+# ------------------------------------------------------------------------------- a config's own pages
 
 
-@org_required
-def model_config_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """A model config: what each number means, every field of its model and training sections, what uses it."""
-    config = queries.owned(ModelConfig, actor.organisation, pk)
-    context = {
-        "config": config,
-        "about": describe.model_config(config.model, config.training),
-        "experiments": queries.experiments(actor.organisation).filter(model_config=config)[:10],
-        "uses": config.experiments.count(),
-        "urls": _record_urls("model_config", config.pk),
-    }
-    return render(request, "pages/model_config_detail.html", context)
+@dataclass(frozen=True)
+class ConfigPages:
+    """What differs between the feature-config and model-config pages: the record, its URL names, what its
+    detail page says about it, and its form view (new, edit of an instance, or copy of a source)."""
+
+    model: type[FeatureConfig] | type[ModelConfig]
+    name: str
+    about: Callable[[Any], Any]
+    form: Callable[..., HttpResponse]
+
+    def new(self, request: HttpRequest, actor: Actor) -> HttpResponse:
+        """A new config; ?from= starts from a copy of another."""
+        source = request.GET.get("from", "")
+        copied = queries.owned(self.model, actor.organisation, int(source)) if source.isdigit() else None
+        return self.form(request, actor, source=copied)
+
+    def detail(self, request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+        """What each number means, every field of its sections, and what uses it."""
+        config = queries.owned(self.model, actor.organisation, pk)
+        context = {
+            "config": config,
+            "about": self.about(config),
+            "experiments": queries.experiments(actor.organisation).filter(**{self.name: config})[:10],
+            "uses": config.experiments.count(),
+            "urls": _record_urls(self.name, config.pk),
+        }
+        return render(request, f"pages/{self.name}_detail.html", context)
+
+    def edit(self, request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+        """Change a config; refused while experiments use it (a copy can be edited instead)."""
+        config = queries.owned(self.model, actor.organisation, pk)
+        if config.is_in_use:
+            copy = _record_urls(self.name, config.pk)["copy"]
+            return _refused(request, config, copy, reverse(f"pages:{self.name}", args=[config.pk]))
+        return self.form(request, actor, instance=config)
+
+    def delete(self, request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+        """Delete a config no experiment uses."""
+        config = queries.owned(self.model, actor.organisation, pk)
+        return _delete(request, config, records.delete, f"pages:{self.name}s", f"pages:{self.name}")
 
 
-@org_required
-def model_config_edit(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """Change a model config; refused while experiments use it (a copy can be edited instead)."""
-    config = queries.owned(ModelConfig, actor.organisation, pk)
-    if config.is_in_use:
-        copy = _record_urls("model_config", config.pk)["copy"]
-        return _refused(request, config, copy, reverse("pages:model_config", args=[config.pk]))
-    return _model_config_form(request, actor, instance=config)
-
-
-@require_POST
-@org_required
-def model_config_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
-    """Delete a model config no experiment uses."""
-    config = queries.owned(ModelConfig, actor.organisation, pk)
-    return _delete(request, config, records.delete, "pages:model_configs", "pages:model_config")
+FEATURE_CONFIG_PAGES = ConfigPages(
+    FeatureConfig, "feature_config", lambda c: describe.feature_config(c.features), _feature_config_form
+)
+MODEL_CONFIG_PAGES = ConfigPages(
+    ModelConfig, "model_config", lambda c: describe.model_config(c.model, c.training), _model_config_form
+)
+feature_config_new = org_required(FEATURE_CONFIG_PAGES.new)
+feature_config_detail = org_required(FEATURE_CONFIG_PAGES.detail)
+feature_config_edit = org_required(FEATURE_CONFIG_PAGES.edit)
+feature_config_delete = require_POST(org_required(FEATURE_CONFIG_PAGES.delete))
+model_config_new = org_required(MODEL_CONFIG_PAGES.new)
+model_config_detail = org_required(MODEL_CONFIG_PAGES.detail)
+model_config_edit = org_required(MODEL_CONFIG_PAGES.edit)
+model_config_delete = require_POST(org_required(MODEL_CONFIG_PAGES.delete))
 
 
 # -------------------------------------------------------------------------------------------- experiments
