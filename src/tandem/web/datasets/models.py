@@ -27,6 +27,11 @@ def read_options_for(options: dict[str, Any], columns: list[str]) -> dict[str, A
     return {**{k: v for k, v in options.items() if k != "types"}, **({"types": types} if types else {})}
 
 
+def _spec_json(label: str, example: str, **options: Any) -> models.JSONField:
+    """A part of the spec's `data` section kept as JSON (the engine checks it when the dataset is saved)."""
+    return models.JSONField(_(label), blank=True, validators=[no_nul_characters], help_text=_(example), **options)
+
+
 class Dataset(OwnedModel):
     """Transactions (buyer id, product id, timestamp, numeric values) plus optional attribute tables."""
 
@@ -50,38 +55,24 @@ class Dataset(OwnedModel):
         blank=True,
         help_text=_("Needed for time splits, e.g. transaction_timestamp"),
     )
-    read_options = models.JSONField(
-        _("reading options"),
+    read_options = _spec_json(
+        "reading options",
+        'How every file is read, e.g. {"encoding": "latin-1", "timestamp_format": "%m/%d/%Y", '
+        '"types": {"customer_id": "VARCHAR"}, "null_values": ["Unknown"]}; a type applies to each file with the column.',
         default=dict,
-        blank=True,
-        validators=[no_nul_characters],
-        help_text=_(
-            'How every file is read, e.g. {"encoding": "latin-1", "timestamp_format": "%m/%d/%Y", '
-            '"types": {"customer_id": "VARCHAR"}, "null_values": ["Unknown"]}; a type applies to each file with the column.'
-        ),
     )
-    derived = models.JSONField(
-        _("derived columns"),
+    derived = _spec_json(
+        "derived columns",
+        'Columns computed per transaction line, e.g. [{"name": "sales", "expr": "quantity * price"}].',
         default=list,
-        blank=True,
-        validators=[no_nul_characters],
-        help_text=_('Columns computed per transaction line, e.g. [{"name": "sales", "expr": "quantity * price"}].'),
     )
-    filters = models.JSONField(
-        _("row filters"),
-        default=list,
-        blank=True,
-        validators=[no_nul_characters],
-        help_text=_('Rows to keep, e.g. [{"column": "department", "op": "not_in", "value": ["FUEL"]}].'),
+    filters = _spec_json(
+        "row filters", 'Rows to keep, e.g. [{"column": "department", "op": "not_in", "value": ["FUEL"]}].', default=list
     )
-    aggregate = models.JSONField(
-        _("aggregation"),
+    aggregate = _spec_json(
+        "aggregation",
+        'Turn lines into buyer–product pairs, e.g. [{"name": "total_sales", "fn": "sum", "column": "sales_value"}].',
         null=True,
-        blank=True,
-        validators=[no_nul_characters],
-        help_text=_(
-            'Turn lines into buyer–product pairs, e.g. [{"name": "total_sales", "fn": "sum", "column": "sales_value"}].'
-        ),
     )
     original_names = models.JSONField(_("uploaded file names"), default=dict, blank=True)
     profile = models.JSONField(_("profile"), default=dict, help_text=_("Schema and statistics of each file."))
