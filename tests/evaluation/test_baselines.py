@@ -5,6 +5,7 @@ training rows per product, EASE as B = I − P / diag(P) with P = (XᵀX + λI)�
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 from tandem.data.history import purchase_history
 from tandem.data.prepare import BUYER, PRODUCT, TS
 from tandem.evaluation.baselines import Baselines, history_lists, merge_lists
+from tandem.evaluation.ease_fit import fit_ease
 from tandem.evaluation.evaluate import SplitPairs, baseline_metrics
 from tandem.evaluation.metrics import list_ranks
 from tandem.run import prepare
@@ -130,7 +132,9 @@ def test_every_baseline_list_matches_the_pandas_computation(split):
     """Each buyer's list, full and explore, equals the one built from the raw lines by hand."""
     lines, interactions, data = split
     expected = _expected_lists(lines, data, interactions.frame, interactions.train, cutoff=CUTOFF, k=10, n_ease=25)
-    baselines = Baselines(data.history, data.train_counts, LAMBDA, 25)
+    baselines = Baselines(
+        data.history, data.train_counts, partial(fit_ease, data.history, data.train_counts, LAMBDA, 25)
+    )
     buyers = np.arange(len(data.buyer_ids))
     for name in Baselines.names:
         for explore in (False, True):
@@ -253,4 +257,6 @@ def test_an_unknown_baseline_is_refused_by_name(split):
     """Asking for a baseline that does not exist names the ones that do."""
     _, _, data = split
     with pytest.raises(ValueError, match="buy_again_ease"):
-        Baselines(data.history, data.train_counts, LAMBDA, 25).lists("als", np.arange(2), 3)
+        Baselines(
+            data.history, data.train_counts, partial(fit_ease, data.history, data.train_counts, LAMBDA, 25)
+        ).lists("als", np.arange(2), 3)

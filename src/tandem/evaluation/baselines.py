@@ -19,6 +19,7 @@ N most bought get EASE scores of nothing (popularity fills after them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,33 +113,22 @@ class Baselines:
     """The four baselines on one training split: `lists(name, buyers, k)` gives each buyer's top k.
 
     history: the training purchases; counts: [Nc] training rows per product (the popularity);
-    ease_lambda, ease_products: EASE's L2 weight and how many of the most bought products it covers.
-    EASE is fitted on first use, unless fitted weights are given (`ease`).
+    ease: the fitted EASE weights, or a function that fits them (:func:`tandem.evaluation.ease_fit.fit_ease`),
+    called on first use, so that popularity and buy-again lists need no torch.
     """
 
     names = ("popularity", "buy_again", "ease", "buy_again_ease")
 
-    def __init__(
-        self,
-        history: PurchaseHistory,
-        counts: np.ndarray,
-        ease_lambda: float,
-        ease_products: int,
-        ease: Ease | None = None,
-    ) -> None:
+    def __init__(self, history: PurchaseHistory, counts: np.ndarray, ease: Ease | Callable[[], Ease]) -> None:
         self.history = history
         self.counts = np.asarray(counts)
-        self.ease_lambda = ease_lambda
-        self.ease_products = ease_products
         self.popular = popularity_order(self.counts)
         self._ease = ease
 
     @property
     def ease(self) -> Ease:
-        if self._ease is None:
-            from tandem.evaluation.ease_fit import fit_ease  # training only: a served baseline brings its weights
-
-            self._ease = fit_ease(self.history, self.counts, self.ease_lambda, self.ease_products)
+        if not isinstance(self._ease, Ease):
+            self._ease = self._ease()
         return self._ease
 
     def lists(self, name: str, buyers: np.ndarray, k: int, *, explore: bool = False) -> np.ndarray:

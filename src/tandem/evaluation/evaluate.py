@@ -10,12 +10,14 @@ and ranks them in lists without the buyer's past products. With `evaluation.excl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
 from tandem.evaluation.baselines import Baselines
+from tandem.evaluation.ease_fit import fit_ease
 from tandem.evaluation.metrics import (
     BASELINES,
     COLD,
@@ -127,7 +129,8 @@ def list_metrics(
 def baseline_metrics(data: EncodedData, pairs: SplitPairs, evaluation: EvaluationSpec, prefix: str = "") -> dict:
     """Recall and NDCG of every baseline's lists: all (or explore-counted with exclude_seen), repeat, explore."""
     k = max(evaluation.ks)
-    baselines = Baselines(data.history, data.train_counts, evaluation.ease_lambda, evaluation.ease_products)
+    ease = partial(fit_ease, data.history, data.train_counts, evaluation.ease_lambda, evaluation.ease_products)
+    baselines = Baselines(data.history, data.train_counts, ease)
     buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
     metrics: dict[str, float] = {}
     for name in BASELINES:

@@ -1,5 +1,10 @@
 """From a prepared experiment to a fitted two-stage recommender: the order log in the encoded codes, the
-product categories, the cutoff and the horizon."""
+product categories, the cutoff and the horizon, then the ranker trained on windows of the training period.
+
+Training stays inside the training period: for each window w = 1..windows, the features come from the orders
+before t_w = as_of - w × horizon and the labels are the pairs bought in [t_w, t_w + horizon). The lists are
+then built from every order before `as_of`.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,13 @@ import pandas as pd
 
 from tandem.data.prepare import BUYER, PRODUCT, TS, Interactions
 from tandem.errors import Problem, SpecError
+from tandem.evaluation.ease_fit import fit_ease
+from tandem.recommend.candidates import Neighbours
 from tandem.recommend.orders import OrderLog
-from tandem.recommend.two_stage import TwoStage
-from tandem.spec import ExperimentSpec
+from tandem.recommend.ranker import train_ranker
+from tandem.recommend.ranker_graph import Ranker
+from tandem.recommend.two_stage import TwoStage, candidate_table
+from tandem.spec import ExperimentSpec, RecommendSpec
 from tandem.training.dataset import EncodedData
 
 
@@ -47,6 +56,58 @@ def cutoff_and_horizon(spec: ExperimentSpec, interactions: Interactions) -> tupl
     return cutoff, horizon
 
 
+def _neighbours(log: OrderLog, settings: RecommendSpec) -> Neighbours:
+    """EASE over the log's most bought products, each product's strongest neighbours kept."""
+    history = log.history()
+    counts = np.bincount(history.product, minlength=log.n_products)
+    ease = fit_ease(history, counts, settings.ease_lambda, settings.ease_products)
+    return Neighbours.of(ease, log.n_products, settings.ease_neighbours)
+
+
+def train_two_stage(
+    log: OrderLog, as_of: int, horizon: float, category: np.ndarray, settings: RecommendSpec, seed: int
+) -> TwoStage:
+    """Train the ranker on windows of the log before `as_of` and build the recommender at `as_of`. Raises
+    ValueError when the log is shorter than one horizon."""
+    rng = np.random.default_rng(seed)
+    parts, report = [], {"windows": []}
+    for w in range(1, settings.windows + 1):
+        start = as_of - w * horizon
+        if start <= log.start:
+            break
+        before = log.as_of(int(start))
+        inside = (log.time >= start) & (log.time < start + horizon)
+        label_keys = np.unique(log.buyer[inside] * log.n_products + log.product[inside])
+        buyers = np.unique(label_keys // log.n_products)
+        if len(buyers) > settings.max_train_buyers:
+            buyers = np.sort(rng.choice(buyers, settings.max_train_buyers, replace=False))
+        table = candidate_table(before, _neighbours(before, settings), int(start), horizon, category, buyers, settings)
+        rows, products, features = table
+        keys = buyers[rows] * log.n_products + products
+        labels = np.isin(keys, label_keys).astype(np.float32)
+        parts.append((features, labels, rows + (w - 1) * log.n_buyers))
+        covered = float(labels.sum() / max(1, np.isin(label_keys // log.n_products, buyers).sum()))
+        report["windows"].append(
+            {"start": int(start), "buyers": len(buyers), "candidates": len(rows), "label_coverage": covered}
+        )
+    if not parts:
+        raise ValueError("the training period is shorter than one horizon: the ranker has nothing to learn from")
+    features, labels, groups = (np.concatenate(p) for p in zip(*parts, strict=True))
+    graph, losses = train_ranker(
+        features,
+        labels,
+        groups,
+        layers=settings.ranker_layers,
+        loss=settings.ranker_loss,
+        epochs=settings.ranker_epochs,
+        learning_rate=settings.ranker_learning_rate,
+        groups_per_batch=settings.buyers_per_batch,
+        seed=seed,
+    )
+    report["losses"] = losses
+    return TwoStage(settings, log, as_of, horizon, category, _neighbours(log, settings), Ranker(graph), report)
+
+
 def fit_two_stage(spec: ExperimentSpec, interactions: Interactions, data: EncodedData) -> TwoStage:
     """Train the spec's two-stage recommender on the training period. Raises SpecError when the data cannot
     support one (no time split, or a training period shorter than the horizon)."""
@@ -61,6 +122,6 @@ def fit_two_stage(spec: ExperimentSpec, interactions: Interactions, data: Encode
     cutoff, horizon = cutoff_and_horizon(spec, interactions)
     log = order_log(interactions, data)
     try:
-        return TwoStage.fit(log, cutoff, horizon, categories(data, settings.category), settings, spec.training.seed)
+        return train_two_stage(log, cutoff, horizon, categories(data, settings.category), settings, spec.training.seed)
     except ValueError as e:
         raise SpecError([Problem("recommend.horizon_days", str(e))]) from None

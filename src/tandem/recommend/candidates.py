@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from tandem.evaluation.baselines import history_lists, merge_lists, popularity_order
+from tandem.evaluation.baselines import Ease, history_lists, merge_lists, popularity_order
 from tandem.recommend.orders import OrderLog
 
 SOURCES = ("history", "ease", "popularity")
@@ -26,13 +26,8 @@ class Neighbours:
     weights: sp.csr_matrix  # [n_products, n_products]
 
     @classmethod
-    def fit(cls, log: OrderLog, lam: float, max_products: int, keep: int) -> Neighbours:
-        """EASE over the `max_products` most bought products, keeping each target's `keep` largest weights."""
-        from tandem.evaluation.ease_fit import fit_ease  # training only: serving loads the kept weights
-
-        history = log.history()
-        counts = np.bincount(history.product, minlength=log.n_products)
-        ease = fit_ease(history, counts, lam, max_products)
+    def of(cls, ease: Ease, n_products: int, keep: int) -> Neighbours:
+        """Each target's `keep` largest positive weights of a fitted EASE, over a catalog of `n_products`."""
         w = ease.weights
         keep = min(keep, max(1, w.shape[0] - 1))
         top = np.argpartition(-w, keep - 1, axis=0)[:keep]  # [keep, N] strongest sources of each target
@@ -40,7 +35,7 @@ class Neighbours:
         rows = ease.products[top].ravel()
         cols = np.broadcast_to(ease.products, top.shape).ravel()
         kept = values.ravel() > 0
-        shape = (log.n_products, log.n_products)
+        shape = (n_products, n_products)
         return cls(sp.csr_matrix((values.ravel()[kept], (rows[kept], cols[kept])), shape=shape, dtype=np.float32))
 
     def scores(self, log: OrderLog, buyers: np.ndarray) -> sp.csr_matrix:

@@ -1,9 +1,6 @@
 """Two-stage recommendation: candidates from the buyer's history, item–item neighbours and popularity,
-ordered by the learned ranker. `TwoStage.lists` is the one code path for evaluation and serving.
-
-Training stays inside the training period: for each window w = 1..windows, the features come from the orders
-before t_w = as_of - w × horizon and the labels are the pairs bought in [t_w, t_w + horizon). The lists are
-then built from every order before `as_of`.
+ordered by the learned ranker. `TwoStage.lists` is the one code path for evaluation and serving; fitting one
+(torch) is :func:`tandem.recommend.build.train_two_stage`, so that serving loads this module without torch.
 """
 
 from __future__ import annotations
@@ -45,10 +42,6 @@ def candidate_table(
     return rows, products, np.concatenate([history, source_features], axis=1)
 
 
-def _neighbours(log: OrderLog, settings: RecommendSpec) -> Neighbours:
-    return Neighbours.fit(log, settings.ease_lambda, settings.ease_products, settings.ease_neighbours)
-
-
 @dataclass
 class TwoStage:
     """A fitted two-stage recommender as of `as_of`: the orders before it, the neighbours and the ranker."""
@@ -61,53 +54,6 @@ class TwoStage:
     neighbours: Neighbours
     ranker: Ranker
     report: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def fit(
-        cls, log: OrderLog, as_of: int, horizon: float, category: np.ndarray, settings: RecommendSpec, seed: int
-    ) -> TwoStage:
-        """Train the ranker on windows of the log before `as_of` and build the recommender at `as_of`."""
-        from tandem.recommend.ranker import train_ranker  # training only: a loaded recommender needs no torch
-
-        rng = np.random.default_rng(seed)
-        parts, report = [], {"windows": []}
-        for w in range(1, settings.windows + 1):
-            start = as_of - w * horizon
-            if start <= log.start:
-                break
-            before = log.as_of(int(start))
-            inside = (log.time >= start) & (log.time < start + horizon)
-            label_keys = np.unique(log.buyer[inside] * log.n_products + log.product[inside])
-            buyers = np.unique(label_keys // log.n_products)
-            if len(buyers) > settings.max_train_buyers:
-                buyers = np.sort(rng.choice(buyers, settings.max_train_buyers, replace=False))
-            table = candidate_table(
-                before, _neighbours(before, settings), int(start), horizon, category, buyers, settings
-            )
-            rows, products, features = table
-            keys = buyers[rows] * log.n_products + products
-            labels = np.isin(keys, label_keys).astype(np.float32)
-            parts.append((features, labels, rows + (w - 1) * log.n_buyers))
-            covered = float(labels.sum() / max(1, np.isin(label_keys // log.n_products, buyers).sum()))
-            report["windows"].append(
-                {"start": int(start), "buyers": len(buyers), "candidates": len(rows), "label_coverage": covered}
-            )
-        if not parts:
-            raise ValueError("the training period is shorter than one horizon: the ranker has nothing to learn from")
-        features, labels, groups = (np.concatenate(p) for p in zip(*parts, strict=True))
-        graph, losses = train_ranker(
-            features,
-            labels,
-            groups,
-            layers=settings.ranker_layers,
-            loss=settings.ranker_loss,
-            epochs=settings.ranker_epochs,
-            learning_rate=settings.ranker_learning_rate,
-            groups_per_batch=settings.buyers_per_batch,
-            seed=seed,
-        )
-        report["losses"] = losses
-        return cls(settings, log, as_of, horizon, category, _neighbours(log, settings), Ranker(graph), report)
 
     def lists(self, buyers: np.ndarray, k: int, *, explore: bool = False) -> np.ndarray:
         """[len(buyers), k] product indices, best first, filled with popular products after the candidates;
