@@ -11,9 +11,16 @@ Layout of a bundle folder:
                       values with the training code itself
   average_query.npy   the mean query embedding of the training rows [d]: the ranking fallback for unknown buyers
   index.faiss         the HNSW or IVF index over candidates.npy (ANN retrieval only)
+  buyers.parquet      buyer_id of each buyer code the second stage knows, in code order (two-stage only)
+  two_stage/          the second stage (spec section `recommend`): two_stage.npz (the training order log as
+                      buyer/product/time arrays, product category codes, the kept EASE neighbour weights as CSR
+                      arrays), ranker.onnx, two_stage.json (settings, cutoff, horizon)
 
 Signatures follow the spec's `has_retrieval` / `has_ranking`: `serving_default` (retrieval) and
 `serve_ranking` (ranking). A ranking-only bundle still holds the candidate embeddings, which its rating head reads.
+A bundle with a second stage also has `two_stage` (/v1/recommend for the buyers it knows, by buyer id).
+
+Versions: 1 had no second stage; 2 adds `buyers.parquet`, `two_stage/` and the manifest's `second_stage`.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from pydantic import BaseModel, ConfigDict
 from tandem.spec import ModelSpec
 
 FORMAT = "tandem-bundle"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 FILES = {
     "query_tower": "query_tower.onnx",
@@ -35,8 +42,10 @@ FILES = {
     "products": "products.parquet",
     "features": "features.json",
     "average_query": "average_query.npy",
+    "buyers": "buyers.parquet",
+    "two_stage": "two_stage",
 }
-RETRIEVAL, RANKING = "serving_default", "serve_ranking"
+RETRIEVAL, RANKING, TWO_STAGE = "serving_default", "serve_ranking", "two_stage"
 ROUTES = {
     "health": "/v1/health",
     "metadata": "/v1/metadata",
@@ -63,6 +72,20 @@ class RankingInfo(BaseModel):
     loss: str
 
 
+class SecondStage(BaseModel):
+    """What the bundle's second stage holds, and its size on disk (the order log dominates it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str
+    buyers: int
+    products: int
+    orders: int
+    neighbours: int  # item–item weights kept (at most recommend.ease_neighbours per product)
+    features: list[str]
+    bytes: int
+
+
 class Manifest(BaseModel):
     """manifest.json: everything a server needs to know about a bundle besides its arrays and graphs."""
 
@@ -81,14 +104,16 @@ class Manifest(BaseModel):
     candidate_pool: int
     ranking: RankingInfo | None
     index: dict[str, Any] | None
+    second_stage: SecondStage | None = None
     files: dict[str, str]
     spec: dict[str, Any]
     versions: dict[str, Any]
     created: str
 
 
-def signatures(model: ModelSpec) -> dict[str, Signature]:
-    """The bundle's signatures for a model: retrieval (`serving_default`), ranking (`serve_ranking`)."""
+def signatures(model: ModelSpec, two_stage: bool = False) -> dict[str, Signature]:
+    """The bundle's signatures for a model: retrieval (`serving_default`), ranking (`serve_ranking`), and the
+    second stage (`two_stage`) when the bundle has one."""
     out: dict[str, Signature] = {}
     if model.has_retrieval:
         out[RETRIEVAL] = Signature(
@@ -103,5 +128,12 @@ def signatures(model: ModelSpec) -> dict[str, Signature]:
             route=ROUTES["rank"],
             inputs={"buyer": "raw buyer features", "product_ids": "product ids"},
             outputs={"predictions": "[len(product_ids)] float, in request order"},
+        )
+    if two_stage:
+        out[TWO_STAGE] = Signature(
+            task="recommend",
+            route=ROUTES["recommend"],
+            inputs={"buyer": "the buyer id (other buyers: the first stage)", "k": "int", "exclude": "product ids"},
+            outputs={"product_ids": "[k], the second stage's order"},
         )
     return out

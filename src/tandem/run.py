@@ -55,9 +55,7 @@ class RunResult:
             (out / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
         self.trained.save(out / "model")
         if self.data is not None:
-            export_bundle(self.trained, self.data, out / "bundle")
-        if self.two_stage is not None:
-            self.two_stage.save(out / "bundle" / "two_stage")
+            export_bundle(self.trained, self.data, out / "bundle", self.two_stage)
         return out
 
 

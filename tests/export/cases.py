@@ -22,6 +22,8 @@ from tandem.run import RunResult, run
 from tandem.spec import ExperimentSpec, load_spec
 
 MODEL_TYPES = ("retrieval", "ranking", "multitask")
+TWO_STAGE = "two_stage"  # the multitask case with a time split and a second stage
+CUTOFF = 1_708_000_000  # the synthetic timestamps span 1_700_000_000 + 10 M seconds
 
 
 def spec_dict(model_type: str) -> dict[str, Any]:
@@ -61,6 +63,15 @@ def spec_dict(model_type: str) -> dict[str, Any]:
     }
 
 
+def two_stage_spec_dict() -> dict[str, Any]:
+    """The multitask case split at CUTOFF, with a small, fast second stage."""
+    spec = spec_dict("multitask")
+    spec["name"] = "small-two-stage"
+    spec["data"]["split"] = {"kind": "time", "cutoff": str(CUTOFF)}
+    spec["recommend"] = {"ease": 5, "popularity": 5, "windows": 2, "ranker_epochs": 2, "ease_neighbours": 10}
+    return spec
+
+
 @dataclass
 class Case:
     """A trained model with the run that made it, its interactions (raw rows) and its saved output folder."""
@@ -97,9 +108,10 @@ _CASES: dict[str, Case] = {}
 
 
 def trained_case(model_type: str, root: Path, write_project: Callable[..., Path]) -> Case:
-    """Train (once per session) and save a small model of `model_type` under `root`."""
+    """Train (once per session) and save a small model of `model_type` (or the TWO_STAGE case) under `root`."""
     if model_type not in _CASES:
-        spec_path = write_project(root / f"project-{model_type}", spec_dict(model_type))
+        raw = two_stage_spec_dict() if model_type == TWO_STAGE else spec_dict(model_type)
+        spec_path = write_project(root / f"project-{model_type}", raw)
         spec = load_spec(spec_path)
         result = run(spec)
         out = result.save(root / f"run-{model_type}")

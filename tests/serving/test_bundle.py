@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tandem.serving.bundle import Bundle, BundleError, ProductLookup
+from tandem.serving.bundle import Bundle, BundleError, IdLookup
 from tests.export.cases import Case
 
 
@@ -35,7 +35,7 @@ def test_an_unknown_format_version_is_refused(cases: Callable[[str], Case], tmp_
 
 def test_product_ids_match_as_training_matched_them() -> None:
     """Integer ids match their string and float spellings; unknown ids are -1."""
-    lookup = ProductLookup(np.array([42, 7, 1000]))
+    lookup = IdLookup(np.array([42, 7, 1000]))
     np.testing.assert_array_equal(lookup.rows([7, "42", 1000.0, "x", 8]), [1, 0, 2, -1, -1])
     assert len(lookup.rows([])) == 0
 

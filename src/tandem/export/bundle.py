@@ -25,11 +25,13 @@ from tandem.bundle_format import (
     RETRIEVAL,
     Manifest,
     RankingInfo,
+    SecondStage,
     signatures,
 )
 from tandem.evaluation.evaluate import embed
 from tandem.export.artifacts import TrainedModel
 from tandem.export.onnx_graphs import OPSET, export_query_tower, export_rating_head
+from tandem.recommend.two_stage import FEATURES, TwoStage
 from tandem.serving.index import build_index, save_index
 from tandem.training.dataset import EncodedData
 
@@ -61,11 +63,30 @@ def _average_query(queries: torch.Tensor, data: EncodedData) -> np.ndarray:
     return mean.astype(np.float32)
 
 
-def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) -> Path:
+def _export_two_stage(two_stage: TwoStage, data: EncodedData, folder: Path) -> SecondStage:
+    """The second stage and the buyer ids of its codes; returns its manifest entry."""
+    pd.DataFrame({"buyer_id": data.buyer_ids}).to_parquet(folder / FILES["buyers"], index=False)
+    two_stage.save(folder / FILES["two_stage"])
+    written = [folder / FILES["buyers"], *(folder / FILES["two_stage"]).iterdir()]
+    return SecondStage(
+        folder=FILES["two_stage"],
+        buyers=two_stage.log.n_buyers,
+        products=two_stage.log.n_products,
+        orders=len(two_stage.log.buyer),
+        neighbours=int(two_stage.neighbours.weights.nnz),
+        features=list(FEATURES),
+        bytes=sum(f.stat().st_size for f in written),
+    )
+
+
+def export_bundle(
+    trained: TrainedModel, data: EncodedData, folder: str | Path, two_stage: TwoStage | None = None
+) -> Path:
     """Write the serving bundle of a trained model; `data` is the encoded data it was trained on.
 
-    `data` gives the catalog (its encoded rows, product ids and training counts) and the training query rows.
-    The trained model is not changed (the export works on a CPU copy in eval mode). Returns the folder.
+    `data` gives the catalog (its encoded rows, product ids and training counts) and the training query rows;
+    `two_stage`, the fitted second stage, when the spec has one. The trained model is not changed (the export
+    works on a CPU copy in eval mode). Returns the folder.
     """
     spec = trained.spec
     folder = Path(folder)
@@ -76,7 +97,7 @@ def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) 
     queries = embed(model.query_tower, {k: v.cpu() for k, v in data.query_table.items()})
 
     inputs = export_query_tower(model.query_tower, folder / FILES["query_tower"])
-    sigs = signatures(spec.model)
+    sigs = signatures(spec.model, two_stage is not None)
     files = {k: FILES[k] for k in ("query_tower", "candidates", "products", "features", "average_query")}
     if RANKING in sigs:
         export_rating_head(model, folder / FILES["rating_head"])
@@ -93,13 +114,18 @@ def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) 
     if RETRIEVAL in sigs:
         index = build_index(candidates, spec.model.retrieval_algorithm, spec.model.index.model_dump())
         index_entry = save_index(index, folder)
+    second_stage = _export_two_stage(two_stage, data, folder) if two_stage is not None else None
+    buyer_columns = set(trained.buyer_features.columns.values())
+    if second_stage is not None:
+        buyer_columns.add(spec.data.buyer_id)  # the second stage finds its buyers by id
+        files["buyers"] = FILES["buyers"]
     manifest = Manifest(
         format=FORMAT,
         format_version=FORMAT_VERSION,
         name=spec.name,
         model_type=spec.model.type,
         signatures=sigs,
-        buyer_columns=sorted(set(trained.buyer_features.columns.values())),
+        buyer_columns=sorted(buyer_columns),
         id_features=[f.feature_name for f in spec.features.buyer if f.transform == "id"],
         query_inputs=inputs,
         embedding_dim=int(candidates.shape[1]),
@@ -115,6 +141,7 @@ def export_bundle(trained: TrainedModel, data: EncodedData, folder: str | Path) 
             else None
         ),
         index=index_entry,
+        second_stage=second_stage,
         files=files,
         spec=spec.to_dict(),
         versions=_versions(index_entry is not None and index_entry["algorithm"] != "brute_force"),

@@ -2,7 +2,8 @@
 
 DuckDB reads the buyers file (CSV or Parquet) and hands it over in record batches; each batch is encoded with the
 training pipeline, searched through the bundle's index (the same code as `POST /v1/retrieve`), and appended to the
-output Parquet file as its own row group. With purchases to exclude, DuckDB joins each buyer's distinct past
+output Parquet file as its own row group. A bundle with a second stage gives the buyers it knows its lists instead
+(the same code as `POST /v1/recommend`; their `score` is null). With purchases to exclude, DuckDB joins each buyer's distinct past
 products onto the buyers (it spills to disk rather than holding large tables in memory).
 
 Output: one row per (buyer, recommended product): the buyer's id column (or `row`, the buyer's 0-based position
@@ -20,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from tandem.bundle_format import RETRIEVAL
+from tandem.bundle_format import RETRIEVAL, TWO_STAGE
 from tandem.data.sources import quote, read_source
 from tandem.errors import TandemError
 from tandem.serving.bundle import Bundle
-from tandem.serving.recommender import encode_columns, exclusion_rows, search
+from tandem.serving.recommender import encode_columns, exclusion_rows, popular, search, second_stage_rows
 from tandem.spec import TableSource
 
 CHUNK_ROWS = 1024
@@ -90,10 +91,34 @@ def _chunk_table(
         ids.take(pa.array(owner)),
         pa.array(np.concatenate([np.arange(1, c + 1) for c in counts]), pa.int32()),
         pa.array(bundle.product_ids[rows]),
-        pa.array(np.concatenate([s for s, _ in hits]), pa.float32()),
+        pa.array(np.concatenate([s for s, _ in hits]), pa.float32(), from_pandas=True),  # NaN: no score
         pa.array([fallbacks[i] for i in owner], pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _chunk_hits(
+    bundle: Bundle, raw: dict[str, np.ndarray], batch: pa.RecordBatch, key: str | None, k: int, exclude: list
+) -> tuple[list, list[str | None]]:
+    """(scores, catalog rows) and the fallback of each buyer of a chunk: the second stage's lists for the buyers it
+    knows (no scores), the first stage's retrieval for the others."""
+    n = batch.num_rows
+    ids = batch.column(key).to_numpy(zero_copy_only=False) if key is not None else [None] * n
+    second = second_stage_rows(bundle, ids, k, exclude)
+    hits: list = [(np.full(len(rows), np.nan, np.float32), rows) for rows in second if rows is not None]
+    rest = np.array([i for i, rows in enumerate(second) if rows is None], dtype=np.int64)
+    fallbacks: list[str | None] = [None] * n
+    if len(rest) and bundle.has_retrieval:
+        encoded = encode_columns(bundle, {c: v[rest] for c, v in raw.items()}, len(rest))
+        found = iter(search(bundle, encoded, k, [exclude[i] for i in rest]))
+        for j, i in enumerate(rest):
+            fallbacks[i] = encoded.fallback(j, "popularity")
+    else:
+        found = iter(popular(bundle, k, exclude[i]) for i in rest)
+        for i in rest:
+            fallbacks[i] = "popularity"
+    first = iter(hits)
+    return [next(first) if rows is not None else next(found) for rows in second], fallbacks
 
 
 def recommend_file(
@@ -112,7 +137,7 @@ def recommend_file(
     or "spec" for the transactions file the bundle's spec names. Returns counts (buyers, rows, fallbacks).
     Raises TandemError when the files do not hold what is needed, and DataError when one cannot be read.
     """
-    if RETRIEVAL not in bundle.manifest.signatures:
+    if RETRIEVAL not in bundle.manifest.signatures and TWO_STAGE not in bundle.manifest.signatures:
         raise TandemError(f"{bundle.folder}: a {bundle.manifest.model_type} bundle has no retrieval signature")
     if k < 1:
         raise TandemError(f"--k must be at least 1, got {k}")
@@ -143,10 +168,8 @@ def recommend_file(
                     raw = {
                         c: batch.column(c).to_numpy(zero_copy_only=False) for c in bundle.buyer_columns if c in columns
                     }
-                    encoded = encode_columns(bundle, raw, n)
                     bought = [ids or [] for ids in batch.column("__bought").to_pylist()]
-                    hits = search(bundle, encoded, k, exclusion_rows(bundle, bought))
-                    fallbacks = [encoded.fallback(i, "popularity") for i in range(n)]
+                    hits, fallbacks = _chunk_hits(bundle, raw, batch, key, k, exclusion_rows(bundle, bought))
                     table = _chunk_table(schema, bundle, batch, key, hits, fallbacks)
                     writer.write_table(table)
                     counts["buyers"] += n

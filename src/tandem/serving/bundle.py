@@ -1,7 +1,8 @@
-"""Reading a serving bundle once, at start-up: the graphs, the catalog, the fitted buyer pipeline and the index.
+"""Reading a serving bundle once, at start-up: the graphs, the catalog, the fitted buyer pipeline, the index
+and the second stage.
 
-The format is :mod:`tandem.bundle_format`; this reader needs only ONNX Runtime, numpy, pandas/pyarrow and
-`tandem.features` (no torch).
+The format is :mod:`tandem.bundle_format`; this reader needs only ONNX Runtime, numpy, scipy, pandas/pyarrow,
+`tandem.features` and the second stage's scoring code (no torch).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tandem.bundle_format import FORMAT, MANIFEST, RANKING, RETRIEVAL, SUPPORTED
 from tandem.errors import TandemError
 from tandem.features.pipeline import TowerFeatures
 from tandem.features.transforms import Vocabulary
+from tandem.recommend.two_stage import TwoStage
 from tandem.serving.index import CandidateIndex, load_index
 
 
@@ -35,21 +37,22 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class ProductLookup:
-    """Product id → catalog row, matching ids the way training matched them (42, 42.0 and "42" are one id)."""
+class IdLookup:
+    """Product id → catalog row (or buyer id → buyer code), matching ids the way training matched them (42, 42.0
+    and "42" are one id)."""
 
-    def __init__(self, product_ids: np.ndarray) -> None:
-        # Ids of the catalog's own type are found by a hash lookup. Any other spelling goes through a vocabulary
-        # over the catalog's ids, which gives each id a code in 1..N (0 = unknown) with the canonical id matching
-        # of the training transforms; `_row_of_code` maps codes back to catalog rows.
-        self._exact = pd.Index(product_ids)
-        self._vocabulary = Vocabulary("product_id", oov_buckets=1).fit(product_ids)
-        codes = self._vocabulary.transform(product_ids)
-        self._row_of_code = np.full(len(product_ids) + 1, -1, dtype=np.int64)
-        self._row_of_code[codes] = np.arange(len(product_ids))
+    def __init__(self, ids: np.ndarray) -> None:
+        # Ids of the table's own type are found by a hash lookup. Any other spelling goes through a vocabulary
+        # over the table's ids, which gives each id a code in 1..N (0 = unknown) with the canonical id matching
+        # of the training transforms; `_row_of_code` maps codes back to rows.
+        self._exact = pd.Index(ids)
+        self._vocabulary = Vocabulary("id", oov_buckets=1).fit(ids)
+        codes = self._vocabulary.transform(ids)
+        self._row_of_code = np.full(len(ids) + 1, -1, dtype=np.int64)
+        self._row_of_code[codes] = np.arange(len(ids))
 
     def rows(self, ids: list[Any] | np.ndarray) -> np.ndarray:
-        """Catalog row of each id, -1 for an id not in the catalog. ids: [n] → int64 [n]."""
+        """Row of each id, -1 for an id not in the table. ids: [n] → int64 [n]."""
         if len(ids) == 0:
             return np.zeros(0, dtype=np.int64)
         values = np.asarray(ids)  # int64 for integer ids: pandas looks those up ten times faster than objects
@@ -74,8 +77,10 @@ class Bundle:
     train_counts: np.ndarray
     average_query: np.ndarray
     index: CandidateIndex | None
-    products: ProductLookup
+    products: IdLookup
     popular_rows: np.ndarray  # catalog rows by training popularity, most popular first
+    two_stage: TwoStage | None = None  # the second stage, with the lookup of the buyers it knows
+    buyers: IdLookup | None = None
 
     @classmethod
     def load(cls, folder: str | Path) -> Bundle:
@@ -102,6 +107,10 @@ class Bundle:
         product_ids = products["product_id"].to_numpy()
         train_counts = products["train_count"].to_numpy(np.int64)
         index = load_index(manifest.index, candidates, folder) if manifest.index else None
+        two_stage = buyers = None
+        if manifest.second_stage is not None:
+            two_stage = TwoStage.load(folder / manifest.second_stage.folder)
+            buyers = IdLookup(pd.read_parquet(folder / files["buyers"])["buyer_id"].to_numpy())
         return cls(
             folder=folder,
             manifest=manifest,
@@ -113,8 +122,10 @@ class Bundle:
             train_counts=train_counts,
             average_query=np.load(folder / files["average_query"]).astype(np.float32),
             index=index,
-            products=ProductLookup(product_ids),
+            products=IdLookup(product_ids),
             popular_rows=np.argsort(-train_counts, kind="stable"),
+            two_stage=two_stage,
+            buyers=buyers,
         )
 
     @property

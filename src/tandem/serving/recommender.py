@@ -10,6 +10,10 @@ tower graph. Buyers whose id the model never saw follow one stated policy:
   buyer (`"fallback": "average_buyer"`).
 
 Every result names the id columns it did not know (`"unknown_features"`) whenever a fallback was used.
+
+A bundle with a second stage recommends to the buyers it knows (by the buyer id) with `TwoStage.lists`, the
+lists the evaluation scored (`"stage": "two_stage"`); every other buyer gets the first stage's answer above
+(`"stage": "first_stage"`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tandem.bundle_format import RANKING, RETRIEVAL
+from tandem.bundle_format import RANKING, RETRIEVAL, TWO_STAGE
 from tandem.serving.bundle import Bundle
 from tandem.serving.errors import RequestError
 from tandem.serving.index import Hits
@@ -114,7 +118,8 @@ def exclusion_rows(bundle: Bundle, exclude: list[list[Any]]) -> list[np.ndarray]
     return out
 
 
-def _popular(bundle: Bundle, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def popular(bundle: Bundle, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training counts, catalog rows) of the k most bought products outside `exclude`: the cold fallback."""
     rows = bundle.popular_rows[: k + len(exclude)]
     if len(exclude):
         rows = rows[~np.isin(rows, exclude)]
@@ -132,7 +137,7 @@ def search(bundle: Bundle, buyers: EncodedBuyers, k: int, exclude: list[np.ndarr
         for i, hit in zip(warm, found, strict=True):
             hits[i] = hit
     for i in np.flatnonzero(buyers.cold):
-        hits[i] = _popular(bundle, k, exclude[i])
+        hits[i] = popular(bundle, k, exclude[i])
     return hits
 
 
@@ -200,16 +205,47 @@ def rank(bundle: Bundle, buyers: list[dict[str, Any]], product_ids: list[list[An
     return [_result({"predictions": _floats(p)}, encoded, i, "average_buyer") for i, p in enumerate(predictions)]
 
 
-def recommend(
-    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], candidates: int | None = None
+def second_stage_rows(
+    bundle: Bundle, buyer_ids: list[Any] | np.ndarray, k: int, exclude: list[np.ndarray]
+) -> list[np.ndarray | None]:
+    """Each buyer's top-k catalog rows from the second stage, best first, for the buyers it knows by id; None for
+    the others (all of them when the bundle has no second stage). exclude: catalog rows to leave out per buyer."""
+    if bundle.two_stage is None or bundle.buyers is None:
+        return [None] * len(buyer_ids)
+    codes = bundle.buyers.rows(np.asarray(buyer_ids, dtype=object))
+    known = np.flatnonzero(codes >= 0)
+    out: list[np.ndarray | None] = [None] * len(buyer_ids)
+    if len(known):
+        # A longer list, then the exclusions taken out: a list's first k are the same whatever its length.
+        longest = k + max(len(exclude[i]) for i in known)
+        for i, rows in zip(known, bundle.two_stage.lists(codes[known], longest), strict=True):
+            rows = rows[rows >= 0]
+            out[i] = rows[~np.isin(rows, exclude[i])][:k]
+    return out
+
+
+def _first_stage(
+    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[np.ndarray], candidates: int | None
 ) -> list[dict[str, Any]]:
-    """Both signatures in one call: retrieve `candidates` products (default: the spec's candidate pool, at least k), then
-    keep the k with the highest rating-head predictions, best first, with their retrieval scores."""
-    _require(bundle, RETRIEVAL)
-    _require(bundle, RANKING)
+    """Retrieve `candidates` products and keep the k the rating head predicts highest; a bundle without a rating
+    head (it has a second stage) answers with its retrieval, one without retrieval with the most popular."""
+    if not buyers:
+        return []
+    if not bundle.has_retrieval:
+        hits = [popular(bundle, k, rows) for rows in exclude]
+        return [
+            {"product_ids": bundle.product_ids[r].tolist(), "scores": _floats(s), "fallback": "popularity"}
+            for s, r in hits
+        ]
     encoded = encode_buyers(bundle, buyers)
+    if not bundle.has_ranking:
+        hits = search(bundle, encoded, k, exclude)
+        return [
+            _result({"product_ids": bundle.product_ids[r].tolist(), "scores": _floats(s)}, encoded, i, "popularity")
+            for i, (s, r) in enumerate(hits)
+        ]
     pool = max(k, candidates or bundle.manifest.candidate_pool)
-    hits = search(bundle, encoded, pool, exclusion_rows(bundle, exclude))
+    hits = search(bundle, encoded, pool, exclude)
     predictions = predict(bundle, encoded.ranking_queries(bundle.average_query), [rows for _, rows in hits])
     results = []
     for i, ((scores, rows), p) in enumerate(zip(hits, predictions, strict=True)):
@@ -221,3 +257,28 @@ def recommend(
         }
         results.append(_result(body, encoded, i, "popularity"))
     return results
+
+
+def recommend(
+    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], candidates: int | None = None
+) -> list[dict[str, Any]]:
+    """The recommendation: the second stage's lists for the buyers it knows; for the others (and in a bundle
+    without one), retrieve `candidates` products (default: the spec's candidate pool, at least k), then keep the
+    k with the highest rating-head predictions, best first, with their retrieval scores."""
+    if TWO_STAGE not in bundle.manifest.signatures:
+        _require(bundle, RETRIEVAL)
+        _require(bundle, RANKING)
+    columns = buyers_to_columns(bundle, buyers)  # refuses unknown keys for every buyer
+    excluded = exclusion_rows(bundle, exclude)
+    key = bundle.manifest.spec["data"]["buyer_id"]
+    second = second_stage_rows(bundle, columns[key] if key in columns else [None] * len(buyers), k, excluded)
+    rest = [i for i, rows in enumerate(second) if rows is None]
+    first = iter(_first_stage(bundle, [buyers[i] for i in rest], k, [excluded[i] for i in rest], candidates))
+    if bundle.two_stage is None:
+        return list(first)
+    return [
+        {"product_ids": bundle.product_ids[rows].tolist(), "stage": TWO_STAGE, "fallback": None}
+        if rows is not None
+        else {**next(first), "stage": "first_stage"}
+        for rows in second
+    ]

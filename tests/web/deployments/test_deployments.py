@@ -257,6 +257,19 @@ def test_the_try_form_sends_values_as_their_transforms_read_them_and_offers_the_
     assert not TryForm({"action": "retrieve"}, manifest=ranking).is_valid()  # no such button on a ranking bundle
 
 
+def test_a_second_stage_offers_recommend_and_lays_out_its_lists() -> None:
+    """A retrieval model with a second stage gets the recommend button; its lists come without scores."""
+    form = TryForm({"buyer_0": "b1", "k": "2", "action": "recommend"},
+                   manifest=_manifest(["serving_default", "two_stage"]))  # fmt: skip
+    assert form.actions == ["retrieve", "recommend"] and form.is_valid(), form.errors
+    assert form.body() == {"buyer": {"buyer": "b1"}, "k": 2}
+    rows = form.rows({"product_ids": ["p2", "p1"], "stage": "two_stage", "fallback": None})
+    assert [(r["rank"], r["product_id"], r["score"], r["prediction"]) for r in rows] == [
+        (1, "p2", None, None),
+        (2, "p1", None, None),
+    ]
+
+
 def test_a_popularity_fallback_keeps_its_counts_out_of_the_score_column() -> None:
     form = TryForm({"buyer_0": "new", "action": "retrieve"}, manifest=_manifest(["serving_default"]))
     assert form.is_valid()

@@ -16,13 +16,14 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from tandem.bundle_format import RANKING, RETRIEVAL
+from tandem.bundle_format import RANKING, RETRIEVAL, TWO_STAGE
 
 NUMERIC_TRANSFORMS = {"numeric", "bucketize"}
+# Each button and the signatures that allow it (any one of the sets).
 ACTIONS = {
-    "retrieve": (RETRIEVAL,),
-    "rank": (RANKING,),
-    "recommend": (RETRIEVAL, RANKING),
+    "retrieve": ((RETRIEVAL,),),
+    "rank": ((RANKING,),),
+    "recommend": ((RETRIEVAL, RANKING), (TWO_STAGE,)),
 }
 MAX_K = 100
 DEFAULT_K = 10
@@ -79,13 +80,13 @@ class TryForm(forms.Form):
         self.fields["action"].choices = [(a, a) for a in self.actions]
         if RANKING not in self.signatures:
             del self.fields["product_ids"]
-        if RETRIEVAL not in self.signatures:
+        if RETRIEVAL not in self.signatures and TWO_STAGE not in self.signatures:
             del self.fields["k"]
 
     @property
     def actions(self) -> list[str]:
         """The buttons: retrieve, rank and recommend as far as the bundle has their signatures."""
-        return [a for a, needs in ACTIONS.items() if all(s in self.signatures for s in needs)]
+        return [a for a, options in ACTIONS.items() if any(all(s in self.signatures for s in o) for o in options)]
 
     def buyer_fields(self) -> list[forms.BoundField]:
         return [self[f"buyer_{i}"] for i in range(len(self.columns))]

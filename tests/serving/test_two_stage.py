@@ -1,0 +1,109 @@
+"""Serving the second stage: /v1/recommend, `tandem recommend` (batch) and a bundle loaded without torch give the
+buyers the second stage knows the very lists the evaluation scored; other buyers get the first stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tandem.evaluation.evaluate import SplitPairs
+from tandem.serving import recommender
+from tandem.serving.app import create_app
+from tandem.serving.batch import recommend_file
+from tandem.serving.bundle import Bundle
+from tests.export.cases import TWO_STAGE, Case
+from tests.serving.conftest import call_app
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def case(cases: Callable[[str], Case]) -> Case:
+    return cases(TWO_STAGE)
+
+
+@pytest.fixture(scope="module")
+def bundle(bundles: Callable[[str], Bundle]) -> Bundle:
+    return bundles(TWO_STAGE)
+
+
+def _evaluated(case: Case) -> dict[str, list[str]]:
+    """Each test buyer's list as the run's metrics scored it (the lists `two_stage_metrics` measures)."""
+    data = case.result.data
+    buyers = np.unique(SplitPairs.of(data, data.test).buyer)
+    lists = case.result.two_stage.lists(buyers, K)
+    return {
+        str(data.buyer_ids[b]): data.product_ids[row[row >= 0]].tolist() for b, row in zip(buyers, lists, strict=True)
+    }
+
+
+def test_the_bundle_records_its_second_stage(case: Case, bundle: Bundle) -> None:
+    entry = bundle.manifest.second_stage
+    log = case.result.two_stage.log
+    assert (entry.buyers, entry.products, entry.orders) == (log.n_buyers, log.n_products, len(log.buyer))
+    files = [case.bundle / "buyers.parquet", *(case.bundle / "two_stage").iterdir()]
+    assert entry.bytes == sum(f.stat().st_size for f in files)
+    assert "two_stage" in bundle.manifest.signatures and "buyer" in bundle.buyer_columns
+
+
+def test_served_lists_are_the_evaluated_lists(case: Case, bundle: Bundle) -> None:
+    """/v1/recommend over HTTP, one buyer at a time and in a batch, answers the evaluated lists."""
+    evaluated = _evaluated(case)
+    app = create_app(bundle)
+    ids = sorted(evaluated)
+    status, body = call_app(app, "POST", "/v1/recommend", {"buyers": [{"buyer": b} for b in ids], "k": K})
+    assert status == 200
+    assert {b: r["product_ids"] for b, r in zip(ids, body["results"], strict=True)} == evaluated
+    assert {r["stage"] for r in body["results"]} == {"two_stage"}
+    status, one = call_app(app, "POST", "/v1/recommend", {"buyer": {"buyer": ids[0], "ts": 1_700_000_000}, "k": 3})
+    assert (status, one["product_ids"]) == (200, evaluated[ids[0]][:3])
+
+
+def test_excluded_products_leave_the_rest_in_order(case: Case, bundle: Bundle) -> None:
+    buyer, listed = next(iter(_evaluated(case).items()))
+    got = recommender.recommend(bundle, [{"buyer": buyer}], K - 2, [listed[:2]])[0]["product_ids"]
+    assert got == listed[2:]
+
+
+def test_unknown_buyers_get_the_first_stage(bundle: Bundle) -> None:
+    """A buyer the second stage never saw is served as before: retrieval then the rating head (popularity when
+    cold), named as the first stage."""
+    results = recommender.recommend(
+        bundle, [{"buyer": "nobody"}, {"buyer": "nobody", "ts": 1_700_000_000}], K, [[], []]
+    )
+    assert [r["stage"] for r in results] == ["first_stage", "first_stage"]
+    assert [r["fallback"] for r in results] == ["popularity", "other_features"]
+    # The cold buyer: the pool of the most popular, in the rating head's order for the average buyer.
+    assert sorted(results[0]["product_ids"]) == sorted(bundle.product_ids[bundle.popular_rows[:K]].tolist())
+
+
+def test_batch_recommend_writes_the_evaluated_lists(case: Case, bundle: Bundle, tmp_path: Path) -> None:
+    evaluated = _evaluated(case)
+    buyers = tmp_path / "buyers.csv"
+    pd.DataFrame({"buyer": [*sorted(evaluated), "nobody"]}).to_csv(buyers, index=False)
+    recommend_file(bundle, buyers, tmp_path / "out.parquet", k=K, chunk_rows=7)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    served = {b: g.sort_values("rank")["product_id"].tolist() for b, g in out.groupby("buyer")}
+    assert {b: served[b] for b in evaluated} == evaluated
+    assert out[out["buyer"] != "nobody"]["score"].isna().all()
+    assert (out[out["buyer"] == "nobody"]["fallback"] == "popularity").all()
+
+
+def test_a_two_stage_bundle_serves_without_torch(case: Case) -> None:
+    """Loading the bundle and recommending from its second stage imports no torch."""
+    buyer = next(iter(_evaluated(case)))
+    code = (
+        "import sys; from tandem.serving.bundle import Bundle; from tandem.serving.recommender import recommend; "
+        f"r = recommend(Bundle.load({str(case.bundle)!r}), [{{'buyer': {buyer!r}}}], 5, [[]])[0]; "
+        "assert r['stage'] == 'two_stage', r; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')); "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stdout + done.stderr
