@@ -1,4 +1,4 @@
-"""The `tandem` command: init, train, validate, and the serving and export commands."""
+"""The `tandem` command: init, train, validate, study, and the serving and export commands."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tandem.errors import SpecError, TandemError
 from tandem.export.commands import add_export_commands
 from tandem.metric_names import HEADLINE
 from tandem.serving.commands import add_serving_commands
+from tandem.study.commands import add_study_command
 
 METRIC_ORDER = HEADLINE
 
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
     add_serving_commands(sub)
     add_export_commands(sub)
+    add_study_command(sub)
     return parser
 
 

@@ -41,8 +41,9 @@ class RunResult:
     data: EncodedData | None = field(default=None, repr=False)  # what the model was trained on, for the bundle
     two_stage: TwoStage | None = field(default=None, repr=False)  # the second stage, when the spec asks for one
 
-    def save(self, out: str | Path) -> Path:
-        """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml, model/ and bundle/."""
+    def save(self, out: str | Path, *, models: bool = True) -> Path:
+        """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml and, unless `models`
+        is False (a study's trials), model/ and bundle/."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "spec.yaml").write_text(self.spec.to_yaml(), encoding="utf-8")
@@ -53,6 +54,8 @@ class RunResult:
             ("data_report", {**self.data_report, "notes": self.notes}),
         ):
             (out / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        if not models:
+            return out
         self.trained.save(out / "model")
         if self.data is not None:
             export_bundle(self.trained, self.data, out / "bundle", self.two_stage)
