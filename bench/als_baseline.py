@@ -25,8 +25,9 @@ from _common import machine_line
 
 from tandem.data.prepare import load_interactions
 from tandem.evaluation.evaluate import SplitPairs, model_metrics
+from tandem.features.pipeline import fit_features
 from tandem.spec import load_spec
-from tandem.training.dataset import encode, fit_features
+from tandem.training.dataset import encode
 
 
 def main() -> None:

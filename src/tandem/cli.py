@@ -84,15 +84,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tandem.run import prepare
+    from tandem.data.prepare import BUYER, PRODUCT
     from tandem.spec import load_spec
+    from tandem.validation import check_data
 
     spec = load_spec(args.spec, list(args.set or []))
-    interactions, _, data = prepare(spec)
-    r = interactions.report
+    interactions, _, _ = check_data(spec)
+    r, frame = interactions.report, interactions.frame
     print(
         f"{args.spec}: valid. {r['rows_sampled']} rows ({r['train_rows']} train, {r['validation_rows']} validation, "
-        f"{r['test_rows']} test), {len(data.product_ids)} products, {len(data.buyer_ids)} buyers"
+        f"{r['test_rows']} test), {frame[PRODUCT].nunique()} products, {frame[BUYER].nunique()} buyers"
     )
     dropped = {k: v for k, v in r.items() if k.startswith("dropped_") and v}
     for k, v in dropped.items():

@@ -11,19 +11,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from tandem.data.prepare import Interactions, load_interactions
-from tandem.errors import Problem, SpecError
+from tandem.data.prepare import Interactions
 from tandem.evaluation.evaluate import SplitPairs, evaluate_split, list_metrics
 from tandem.evaluation.metrics import BASELINES
-from tandem.experiment_rules import DataFacts, check_experiment
 from tandem.export.artifacts import TrainedModel
 from tandem.export.bundle import export_bundle
 from tandem.models.two_tower import TwoTowerModel
 from tandem.recommend.build import fit_two_stage
 from tandem.recommend.two_stage import TwoStage
 from tandem.spec import EvaluationSpec, ExperimentSpec
-from tandem.training.dataset import EncodedData, encode, fit_features
+from tandem.training.dataset import EncodedData, encode
 from tandem.training.loop import Callback, train
+from tandem.validation import check_data
 
 
 @dataclass
@@ -62,24 +61,12 @@ class RunResult:
         return out
 
 
-def check_catalog(spec: ExperimentSpec, data: EncodedData) -> None:
-    """The experiment rules that need the catalog: top-K and the evaluation cut-offs must fit in it."""
-    problems = check_experiment(spec, DataFacts(n_products=len(data.product_ids)))
-    if problems:
-        raise SpecError(problems)
-
-
 def prepare(
     spec: ExperimentSpec, interactions: Interactions | None = None
 ) -> tuple[Interactions, TrainedModel, EncodedData]:
-    """Load the data, fit features on the training split, encode, and build an untrained model."""
-    device = spec.training.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError([Problem("training.device", f"'{device}' was asked for, but this machine has no CUDA GPU")])
-    interactions = interactions or load_interactions(spec)
-    buyer, product = fit_features(spec, interactions)
+    """Check the spec and its data, fit features on the training split, encode, and build an untrained model."""
+    interactions, buyer, product = check_data(spec, interactions)
     data = encode(interactions, buyer, product)
-    check_catalog(spec, data)
     torch.manual_seed(spec.training.seed)
     model = TwoTowerModel(spec.model, buyer.inputs(), product.inputs(), sparse=spec.training.sparse_embeddings)
     model.to(spec.training.device)

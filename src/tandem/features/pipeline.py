@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tandem.data.prepare import ORDERS, TS
+from tandem.data.prepare import ORDERS, TS, Interactions
 from tandem.features.history import WEIGHTS_SUFFIX, HistoryBag
 from tandem.features.transforms import (
     Bucketize,
@@ -20,7 +20,7 @@ from tandem.features.transforms import (
     Vocabulary,
     transform_from_state,
 )
-from tandem.spec import Feature
+from tandem.spec import ExperimentSpec, Feature
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,12 @@ __all__ = [
     "Vocabulary",
     "make_transform",
 ]
+
+
+def fit_features(spec: ExperimentSpec, data: Interactions) -> tuple[TowerFeatures, TowerFeatures]:
+    """Fit the product pipeline, then the buyer pipeline (whose history bags share product tables), on the
+    training rows only."""
+    train = data.frame.iloc[data.train]
+    product = TowerFeatures.from_spec(spec.features.product).fit(train)
+    buyer = TowerFeatures.from_spec(spec.features.buyer, key=spec.data.buyer_id).fit(train, shared=product)
+    return buyer, product

@@ -19,7 +19,6 @@ import torch
 from tandem.data.history import PurchaseHistory, purchase_history
 from tandem.data.prepare import BUYER, PRODUCT, TARGET, TS, Interactions
 from tandem.features.pipeline import TowerFeatures
-from tandem.spec import ExperimentSpec
 
 
 @dataclass
@@ -113,15 +112,6 @@ def _row_as_of_cutoff(codes: np.ndarray, n: int, order: np.ndarray, in_train: np
 
 def _tensors(encoded: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v if rows is None else v[rows])) for k, v in encoded.items()}
-
-
-def fit_features(spec: ExperimentSpec, data: Interactions) -> tuple[TowerFeatures, TowerFeatures]:
-    """Fit the product pipeline, then the buyer pipeline (whose history bags share product tables), on the
-    training rows only."""
-    train = data.frame.iloc[data.train]
-    product = TowerFeatures.from_spec(spec.features.product).fit(train)
-    buyer = TowerFeatures.from_spec(spec.features.buyer, key=spec.data.buyer_id).fit(train, shared=product)
-    return buyer, product
 
 
 def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> EncodedData:

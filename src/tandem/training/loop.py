@@ -67,6 +67,13 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def _deterministic_kernels(on: bool) -> None:
+    """`torch.use_deterministic_algorithms` without the import of torch._inductor it makes (which loads
+    torch._dynamo: about 1 s of a small run's start-up). The inductor flag it also sets is for compiled graphs, and
+    training runs eagerly."""
+    torch._C._set_deterministic_algorithms(on)
+
+
 def train(
     model: TwoTowerModel,
     data: EncodedData,
@@ -81,7 +88,7 @@ def train(
     # With more than one thread, CPU backward passes of indexing ops (index_put with accumulate: gathered
     # embeddings, scores of repeated candidates) add in an order that varies between runs, and a spec and seed
     # gave other losses (1e-9 at epoch 1) and other metrics. Deterministic kernels make CPU runs identical.
-    torch.use_deterministic_algorithms(device.type == "cpu")
+    _deterministic_kernels(device.type == "cpu")
     generator = torch.Generator().manual_seed(t.seed)
     optimizers = make_optimizers(model, t)
     rows = data.train
