@@ -3,7 +3,14 @@
 Environment:
   TANDEM_DATA_DIR          where the SQLite database, uploads, artifacts and the secret key live (default: ./data)
   DATABASE_URL             any dj-database-url URL (sqlite:///…, postgres://…); default SQLite in TANDEM_DATA_DIR
-  TANDEM_MEDIA_ROOT        uploads and run artifacts (default: TANDEM_DATA_DIR/media)
+  TANDEM_MEDIA_ROOT        uploads and run artifacts on the filesystem storage (default: TANDEM_DATA_DIR/media)
+  TANDEM_S3_BUCKET         store uploads and artifacts in this S3 bucket instead (any S3-compatible store), so that
+                           workers on other machines reach them; credentials from AWS_ACCESS_KEY_ID and
+                           AWS_SECRET_ACCESS_KEY (or any other way boto3 finds them)
+  TANDEM_S3_ENDPOINT_URL   the store's URL when it is not AWS (MinIO, Ceph, …); MLflow uses it too
+  TANDEM_S3_PREFIX         a folder in the bucket for everything the platform stores (default: none)
+  TANDEM_S3_REGION         the bucket's region (default: boto3's)
+  TANDEM_CACHE_DIR         this machine's copies of stored files (default: TANDEM_DATA_DIR/cache)
   DJANGO_SECRET_KEY        the secret key; without it one is generated once into TANDEM_DATA_DIR/secret_key
   TANDEM_DEBUG             "1" for Django's debug mode
   TANDEM_ALLOWED_HOSTS     comma-separated host names (default: 127.0.0.1,localhost)
@@ -12,7 +19,8 @@ Environment:
   TANDEM_CSRF_TRUSTED_ORIGINS  comma-separated origins (https://tandem.example.com) when served behind a proxy
   TANDEM_LOGIN_FAILURES    failed sign-ins per user name and address before a 15-minute lock-out (default 5)
   MLFLOW_TRACKING_URI      when set, every experiment is also an MLflow run
-  MLFLOW_ARTIFACT_ROOT     where MLflow stores artifacts for a new MLflow experiment (default: TANDEM_DATA_DIR/mlartifacts)
+  MLFLOW_ARTIFACT_ROOT     where MLflow stores artifacts for a new MLflow experiment (default: the bucket's mlflow/
+                           folder with TANDEM_S3_BUCKET, else TANDEM_DATA_DIR/mlartifacts)
   TANDEM_BUDGETS           a JSON object changing the defaults of tandem.web.budgets (upload bytes, quotas, …)
   TANDEM_HEARTBEAT_INTERVAL, TANDEM_HEARTBEAT_TIMEOUT   seconds between a running experiment's heartbeats, and
                            the silence after which it is declared dead (defaults 2 and 60)
@@ -157,6 +165,25 @@ STORAGES = {
 }
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("TANDEM_MEDIA_ROOT") or DATA_DIR / "media").resolve()
+TANDEM_CACHE_DIR = Path(os.environ.get("TANDEM_CACHE_DIR") or DATA_DIR / "cache").resolve()
+
+# Workers on several machines share the database and one store (tandem.web.storage): an S3 bucket when one is named.
+S3_BUCKET = os.environ.get("TANDEM_S3_BUCKET") or None
+S3_ENDPOINT_URL = os.environ.get("TANDEM_S3_ENDPOINT_URL") or None
+S3_PREFIX = os.environ.get("TANDEM_S3_PREFIX", "").strip("/")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": S3_ENDPOINT_URL,
+            "region_name": os.environ.get("TANDEM_S3_REGION") or None,
+            "location": S3_PREFIX,
+            "querystring_auth": False,
+        },
+    }
+    if S3_ENDPOINT_URL:  # MLflow's S3 artifact store reads its endpoint from the environment
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", S3_ENDPOINT_URL)
 
 LOGIN_URL = "pages:login"
 LOGIN_REDIRECT_URL = "pages:dashboard"
@@ -174,7 +201,9 @@ TANDEM_HEARTBEAT_INTERVAL = float(os.environ.get("TANDEM_HEARTBEAT_INTERVAL", 2.
 TANDEM_HEARTBEAT_TIMEOUT = float(os.environ.get("TANDEM_HEARTBEAT_TIMEOUT", 60.0))
 
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or None
-MLFLOW_ARTIFACT_ROOT = os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(DATA_DIR / "mlartifacts")
+MLFLOW_ARTIFACT_ROOT = os.environ.get("MLFLOW_ARTIFACT_ROOT") or (
+    f"s3://{S3_BUCKET}/{S3_PREFIX + '/' if S3_PREFIX else ''}mlflow" if S3_BUCKET else str(DATA_DIR / "mlartifacts")
+)
 MLFLOW_EXPERIMENT_NAME = os.environ.get("TANDEM_MLFLOW_EXPERIMENT", "tandem")
 
 LOGGING = {

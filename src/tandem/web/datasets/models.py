@@ -1,6 +1,6 @@
 """A dataset: a transactions file, optional buyer and product attribute files, and how to read them.
 
-Files live under MEDIA_ROOT; their profiles (schema and statistics, see :mod:`profiling`) are stored here.
+Files live in the store (tandem.web.storage); their profiles (schema and statistics, see :mod:`profiling`) are stored here.
 The id columns, and the optional row filters and buyer–product aggregation, make the spec's `data` section.
 """
 
@@ -141,7 +141,7 @@ class Dataset(OwnedModel):
     def data_section(self) -> dict[str, Any]:
         """The spec's `data` section without sampling and split (the experiment adds those).
 
-        Paths are relative to MEDIA_ROOT; the worker resolves them where it runs.
+        Paths are stored names (tandem.web.storage); the worker resolves them to its own copies.
         """
         data: dict[str, Any] = {
             "transactions": self.table_source("transactions"),

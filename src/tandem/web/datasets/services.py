@@ -1,15 +1,13 @@
 """Importing a dataset: save the files, profile them, check the column choices, then record it — or leave nothing.
 
-The files are written first because DuckDB reads paths. If anything fails after that (an unreadable file,
+The files are written to the store first (tandem.web.storage) because DuckDB reads paths: this machine's copy. If anything fails after that (an unreadable file,
 a missing column, the database), the files are removed before the error propagates, so a refused upload
 leaves neither a record nor a file behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +20,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from tandem.web import budgets
+from tandem.web import budgets, storage
 from tandem.web.accounts.models import Organisation
 from tandem.web.datasets.forms import DatasetUploadForm
 from tandem.web.datasets.models import ROLES, Dataset, read_options_for
@@ -116,7 +114,7 @@ def create_dataset(
             getattr(dataset, f"{role}_file").name = stored
             dataset.original_names[role] = upload.name
             dataset.size_bytes += upload.size
-            path, fmt = Path(default_storage.path(stored)), file_format(upload.name)
+            path, fmt = storage.local_path(stored), file_format(upload.name)
             derived = dataset.derived if role == "transactions" else None
             try:
                 precheck(path, fmt, limits)
@@ -156,8 +154,7 @@ _FOLDER = re.compile(r"datasets/\d+/[0-9a-f]{32}")
 def _remove_folder(folder: str) -> None:
     if not _FOLDER.fullmatch(folder):
         return  # only ever remove a folder this module made
-    with contextlib.suppress(NotImplementedError):  # a storage without local paths keeps its files
-        shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+    storage.delete_folder(folder)
 
 
 def delete_dataset(dataset: Dataset) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from django.conf import settings
 
 from tandem.data.sources import quote, read_source
 from tandem.errors import DataError
 from tandem.spec import TableSource
+from tandem.web import storage
 from tandem.web.experiments.models import Experiment
 
 SUGGESTED = 200  # the most frequent values offered per column (a vocabulary may hold millions)
@@ -41,8 +41,7 @@ def _product_source(experiment: Experiment) -> tuple[TableSource, str, list[str]
     dataset = experiment.dataset
     role, key = ("products", dataset.products_key) if dataset.products_file else ("transactions", None)
     field = getattr(dataset, f"{role}_file")
-    path = Path(settings.MEDIA_ROOT) / field.name
-    source = TableSource(**{**dataset.table_source(role), "path": str(path)})
+    source = TableSource(**{**dataset.table_source(role), "path": str(storage.local_path(field.name))})
     product_id = dataset.product_id_column
     if key is None:
         features = (experiment.spec or {}).get("features", {}).get("product", [])

@@ -27,14 +27,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tandem.serving.errors import RequestError
 from tandem.serving.requests import LIMITS as SERVER_LIMITS
 from tandem.serving.requests import RankRequest, RecommendRequest, RetrieveRequest, check_work, parse_request
-from tandem.web import budgets
+from tandem.web import budgets, storage
 from tandem.web.accounts.models import Organisation
 from tandem.web.deployments.models import LIVE, Deployment, Status
 from tandem.web.errors import ApiError, Conflict
@@ -99,16 +99,17 @@ class ServerRefused(ApiError):
 
 
 def bundle_folder(experiment: Experiment) -> Path:
-    """The experiment's bundle folder. Raises NotDeployable unless the experiment completed with a whole bundle."""
+    """The experiment's bundle folder on this machine (fetched from the store when it is elsewhere). Raises
+    NotDeployable unless the experiment completed with a whole bundle."""
     if experiment.status != ExperimentStatus.COMPLETED:
         raise NotDeployable(f"Only a completed experiment can be deployed; this one is {experiment.status}.")
-    folder = Path(settings.MEDIA_ROOT) / experiment.artifacts_dir / "bundle"
-    if not experiment.artifacts_dir or not (folder / "manifest.json").is_file():
+    stored = f"{experiment.artifacts_dir}/bundle"
+    if not experiment.artifacts_dir or not default_storage.exists(f"{stored}/manifest.json"):
         raise NotDeployable(
             "This experiment's run left no serving bundle; start a new experiment from it to get one.",
             code="no_bundle",
         )
-    return folder
+    return storage.local_folder(stored)
 
 
 def latest(experiment: Experiment) -> Deployment | None:

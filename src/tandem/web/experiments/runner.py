@@ -15,14 +15,13 @@ import math
 import os
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from tandem.web import engine
+from tandem.web import engine, storage
 from tandem.web.experiments.models import METRIC_FIELDS, Experiment, Status
 
 logger = logging.getLogger("tandem.web.experiments")
@@ -195,6 +194,12 @@ def _end_tracking(tracker: Any | None, notes: list[str], **how: Any) -> None:
         logger.warning("MLflow tracking could not finish", exc_info=True)
 
 
+def _data_files(spec: dict[str, Any]) -> list[str]:
+    """The stored names of the files a spec's data section reads (the transactions, buyers and products)."""
+    data = spec.get("data") or {}
+    return [data[role]["path"] for role in ("transactions", "buyers", "products") if (data.get(role) or {}).get("path")]
+
+
 def execute(experiment_id: int, attempt: int) -> str:
     """Run attempt `attempt` of an experiment to its end; returns the status it ended in (or 'skipped')."""
     if not claim(experiment_id, attempt):
@@ -205,14 +210,15 @@ def execute(experiment_id: int, attempt: int) -> str:
     notes: list[str] = []
     tracker = None
     try:
-        spec = engine.parse(experiment.spec, base=Path(settings.MEDIA_ROOT))
+        spec = engine.parse(experiment.spec, base=storage.local_root(_data_files(experiment.spec)))
         tracker = _start_tracking(experiment, spec, notes)
         callbacks: list[Any] = [Recorder(experiment_id, attempt, heartbeat)]
         if tracker is not None:
             callbacks.append(_Guarded(tracker, notes))
         result = engine.run_spec(spec, callbacks)
         relative = f"experiments/{experiment.organisation_id}/{experiment_id}/attempt-{attempt}"
-        out = result.save(Path(settings.MEDIA_ROOT) / relative)
+        out = result.save(storage.work_folder(relative))
+        storage.store_folder(relative)
         _end_tracking(tracker, notes, result=result, out=out)
         metrics = json_safe(result.metrics)
         n = _mine(experiment_id, attempt).update(

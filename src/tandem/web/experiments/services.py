@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,7 +13,7 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from tandem.web import engine
+from tandem.web import engine, storage
 from tandem.web.accounts.models import Organisation
 from tandem.web.errors import Conflict
 from tandem.web.experiments import limits
@@ -104,9 +101,9 @@ def delete(experiment: Experiment) -> None:
     """Delete a finished experiment and its artifacts (MLflow keeps its run)."""
     if experiment.is_active:
         raise Conflict(f"The experiment is {experiment.status}; cancel it first.", code="active")
-    folder = Path(settings.MEDIA_ROOT) / "experiments" / str(experiment.organisation_id) / str(experiment.pk)
+    folder = f"experiments/{experiment.organisation_id}/{experiment.pk}"
     experiment.delete()
-    shutil.rmtree(folder, ignore_errors=True)
+    storage.delete_folder(folder)
 
 
 def compare(experiments: list[Experiment]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from django.core.cache import cache
 from tandem.data.sources import is_numeric, quote, read_source
 from tandem.errors import DataError
 from tandem.spec import TableSource
-from tandem.web import budgets
+from tandem.web import budgets, storage
 from tandem.web.datasets.models import ROLES, Dataset
 from tandem.web.datasets.profiling import connect
 
@@ -161,7 +161,9 @@ def histograms(dataset: Dataset) -> dict[str, dict[str, list[Bar]]]:
             continue
         ids = {dataset.buyer_id_column, dataset.product_id_column} if role == "transactions" else set()
         ids.add({"buyers": dataset.buyers_key, "products": dataset.products_key}.get(role, ""))
-        source = TableSource(**{**dataset.table_source(role), "path": field.path})  # with its reading options
+        source = TableSource(
+            **{**dataset.table_source(role), "path": str(storage.local_path(field.name))}
+        )  # with its reading options
         try:
             times = {dataset.timestamp_column} if role == "transactions" else set()
             memory = budgets.limit(dataset.organisation, "profile_memory_bytes")
