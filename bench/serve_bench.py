@@ -77,15 +77,15 @@ def synthetic_spec(algorithm: str, n_products: int) -> Any:
     return parse_spec(raw)
 
 
-def synthetic_parts(n_products: int, seed: int = 0) -> dict[str, Any]:
-    """Fitted id pipelines and clustered embeddings for BUYERS buyers and n_products products."""
+def synthetic_parts(n_products: int, seed: int = 0, n_buyers: int = BUYERS) -> dict[str, Any]:
+    """Fitted id pipelines and clustered embeddings for n_buyers buyers and n_products products."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(CLUSTERS, DIM)) / math.sqrt(DIM)
     product_emb = centres[rng.integers(0, CLUSTERS, n_products)] + 0.5 * rng.normal(size=(n_products, DIM)) / math.sqrt(
         DIM
     )
-    buyer_emb = centres[rng.integers(0, CLUSTERS, BUYERS)] + 0.5 * rng.normal(size=(BUYERS, DIM)) / math.sqrt(DIM)
-    buyer_ids = np.array([f"b{i}" for i in range(BUYERS)], dtype=object)
+    buyer_emb = centres[rng.integers(0, CLUSTERS, n_buyers)] + 0.5 * rng.normal(size=(n_buyers, DIM)) / math.sqrt(DIM)
+    buyer_ids = np.array([f"b{i}" for i in range(n_buyers)], dtype=object)
     product_ids = np.arange(n_products, dtype=np.int64)
     spec = synthetic_spec("brute_force", n_products)
     buyer = TowerFeatures.from_spec(spec.features.buyer).fit(pd.DataFrame({"buyer_id": buyer_ids}))
@@ -108,7 +108,7 @@ def synthetic_parts(n_products: int, seed: int = 0) -> dict[str, Any]:
 
 def build_bundle(parts: dict[str, Any], algorithm: str, folder: Path) -> float:
     """Export a bundle of the synthetic model with the given index; returns the export's seconds."""
-    n = len(parts["product_ids"])
+    n, n_buyers = len(parts["product_ids"]), len(parts["buyer_ids"])
     spec = synthetic_spec(algorithm, n)
     buyer, product = parts["buyer"], parts["product"]
     torch.manual_seed(0)
@@ -121,16 +121,16 @@ def build_bundle(parts: dict[str, Any], algorithm: str, folder: Path) -> float:
             torch.from_numpy(parts["product_emb"])
         )
     empty = SplitRows(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), None)
-    train = SplitRows(torch.arange(BUYERS), torch.zeros(BUYERS, dtype=torch.int64), None)
+    train = SplitRows(torch.arange(n_buyers), torch.zeros(n_buyers, dtype=torch.int64), None)
     data = EncodedData(
         query_table={"buyer_id": torch.from_numpy(parts["buyer_codes"])},
-        query_buyer=np.arange(BUYERS),
+        query_buyer=np.arange(n_buyers),
         buyer_ids=parts["buyer_ids"],
         catalog={"product_id": torch.from_numpy(parts["product_codes"])},
         product_ids=parts["product_ids"],
         catalog_frame=pd.DataFrame(),
         train_counts=parts["popularity"],
-        history=purchase_history(pd.DataFrame(), np.zeros(0), np.zeros(0), np.zeros(0), BUYERS, n),
+        history=purchase_history(pd.DataFrame(), np.zeros(0), np.zeros(0), np.zeros(0), n_buyers, n),
         train=train,
         validation=empty,
         test=empty,

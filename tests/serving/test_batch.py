@@ -97,3 +97,26 @@ def test_the_recommend_command_refuses_a_ranking_bundle(
         str(tmp_path / "x.parquet"),
     ]
     assert main([*args, "--quiet"]) == 1
+
+
+def test_shards_split_the_buyers_and_together_give_the_whole_file(
+    cases: Callable[[str], Case], buyers_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--shard i/3` for i = 0, 1, 2: consecutive runs of the buyers (12 + 13 + 13 of 38), no buyer twice, and
+    together the rows of the unsharded run; a shard outside 0 ≤ i < n is refused with a message."""
+    bundle = str(cases("multitask").bundle)
+    args = ["recommend", bundle, "--buyers", str(buyers_file), "--k", "3", "--quiet", "--out"]
+    assert main([*args, str(tmp_path / "all.parquet")]) == 0
+    parts = []
+    for i in range(3):
+        assert main([*args, str(tmp_path / f"part-{i}.parquet"), "--shard", f"{i}/3"]) == 0
+        parts.append(pd.read_parquet(tmp_path / f"part-{i}.parquet"))
+    assert [p["buyer"].nunique() for p in parts] == [12, 13, 13]  # 38·i//3 … 38·(i+1)//3
+    names = pd.read_csv(buyers_file)["buyer"].tolist()
+    assert [b for p in parts for b in dict.fromkeys(p["buyer"])] == names
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), pd.read_parquet(tmp_path / "all.parquet"))
+    assert main([*args, str(tmp_path / "x.parquet"), "--shard", "3/3"]) == 1
+    assert "--shard 3/3: want i/n with 0 <= i < n" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, str(tmp_path / "x.parquet"), "--shard", "half"])
+    assert "'half' is not I/N" in capsys.readouterr().err

@@ -38,13 +38,26 @@ def _purchases_source(bundle: Bundle, purchases: str | Path) -> TableSource:
     return TableSource(path=str(purchases))
 
 
+def shard_rows(total: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """The buyers' rows [start, stop) of shard i of n: consecutive runs of the file, as even as can be."""
+    i, n = shard
+    return total * i // n, total * (i + 1) // n
+
+
 def _query(
-    con: duckdb.DuckDBPyConnection, bundle: Bundle, columns: list[str], key: str | None, purchases: str | Path | None
+    con: duckdb.DuckDBPyConnection,
+    bundle: Bundle,
+    columns: list[str],
+    key: str | None,
+    purchases: str | Path | None,
+    rows: tuple[int, int],
 ) -> str:
-    """SQL over view `buyers` (and `purchases`): the request columns, `__row`, and `__bought` product id lists."""
+    """SQL over view `buyers` (and `purchases`): the request columns, `__row`, and `__bought` product id lists, for
+    the buyers' rows [start, stop)."""
     data = bundle.manifest.spec["data"]
     selected = ", ".join(quote(c) for c in columns)
-    base = f"SELECT {selected}, row_number() OVER () - 1 AS __row FROM buyers"
+    numbered = f"SELECT {selected}, row_number() OVER () - 1 AS __row FROM buyers"
+    base = f"SELECT * FROM ({numbered}) WHERE __row >= {rows[0]} AND __row < {rows[1]}"
     if purchases is None:
         return f"SELECT *, NULL AS __bought FROM ({base}) ORDER BY __row"
     source = _purchases_source(bundle, purchases)
@@ -129,18 +142,22 @@ def recommend_file(
     k: int = 100,
     purchases: str | Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    shard: tuple[int, int] = (0, 1),
     progress: bool = False,
 ) -> dict[str, Any]:
     """Write the top-k products of every buyer in `buyers` (CSV or Parquet) to the Parquet file `out`.
 
     purchases: a file of past (buyer, product) rows to exclude, with the spec's buyer_id and product_id columns,
-    or "spec" for the transactions file the bundle's spec names. Returns counts (buyers, rows, fallbacks).
+    or "spec" for the transactions file the bundle's spec names. shard (i, n): only the i-th of n consecutive parts
+    of the buyers file (0-based), so that n processes share the work; the `row` column stays the file's row. Returns counts (buyers, rows, fallbacks).
     Raises TandemError when the files do not hold what is needed, and DataError when one cannot be read.
     """
     if RETRIEVAL not in bundle.manifest.signatures and TWO_STAGE not in bundle.manifest.signatures:
         raise TandemError(f"{bundle.folder}: a {bundle.manifest.model_type} bundle has no retrieval signature")
     if k < 1:
         raise TandemError(f"--k must be at least 1, got {k}")
+    if not 0 <= shard[0] < shard[1]:
+        raise TandemError(f"--shard {shard[0]}/{shard[1]}: want i/n with 0 <= i < n (e.g. 0/4 … 3/4)")
     con = duckdb.connect()
     try:
         found = dict(read_source(con, TableSource(path=str(buyers)), "buyers"))
@@ -154,8 +171,9 @@ def recommend_file(
         key = buyer_id if buyer_id in found else None
         if key is not None and key not in columns:
             columns.append(key)
-        total = con.sql("SELECT count(*) FROM buyers").fetchall()[0][0]
-        reader = con.sql(_query(con, bundle, columns, key, purchases)).to_arrow_reader(chunk_rows)
+        rows = shard_rows(con.sql("SELECT count(*) FROM buyers").fetchall()[0][0], shard)
+        total = rows[1] - rows[0]
+        reader = con.sql(_query(con, bundle, columns, key, purchases, rows)).to_arrow_reader(chunk_rows)
         counts = {"buyers": 0, "rows": 0, "fallbacks": 0}
         schema = _schema(bundle, reader, key)
         writer = pq.ParquetWriter(str(out), schema)

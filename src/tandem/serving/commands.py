@@ -48,6 +48,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         k=args.k,
         purchases=args.exclude_purchased,
         chunk_rows=args.chunk_rows,
+        shard=args.shard,
         progress=not args.quiet,
     )
     source = {None: None, SPEC_TRANSACTIONS: "the spec's transactions"}.get(
@@ -59,6 +60,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         f"{counts['fallbacks']} buyer(s) served by a fallback"
     )
     return 0
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """`--shard I/N` as (I, N); the range itself is checked by recommend_file."""
+    i, slash, n = text.partition("/")
+    if not (slash and i.strip().isdigit() and n.strip().isdigit()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not I/N, e.g. 0/4")
+    return int(i), int(n)
 
 
 def add_serving_commands(sub: argparse._SubParsersAction) -> None:
@@ -86,5 +95,12 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
         "or, without FILE, from the spec's transactions file",
     )
     rec.add_argument("--chunk-rows", type=int, default=1024, help="buyers scored at a time (default: 1024)")
+    rec.add_argument(
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="score only part I of N consecutive parts of the buyers file (0-based), one process per part",
+    )
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     rec.set_defaults(func=cmd_recommend)
