@@ -16,11 +16,16 @@ Layout of a bundle folder:
                       buyer/product/time arrays, product category codes, the kept EASE neighbour weights as CSR
                       arrays), ranker.onnx, two_stage.json (settings, cutoff, horizon)
 
+A baseline model's bundle (`model.type: buy_again | ease`) has no towers: manifest.json, products.parquet,
+buyers.parquet and baseline/baseline.npz (see :mod:`tandem.evaluation.baseline_model`); it serves
+/v1/retrieve and /v1/recommend (the same lists) by buyer id.
+
 Signatures follow the spec's `has_retrieval` / `has_ranking`: `serving_default` (retrieval) and
 `serve_ranking` (ranking). A ranking-only bundle still holds the candidate embeddings, which its rating head reads.
 A bundle with a second stage also has `two_stage` (/v1/recommend for the buyers it knows, by buyer id).
 
-Versions: 1 had no second stage; 2 adds `buyers.parquet`, `two_stage/` and the manifest's `second_stage`.
+Versions: 1 had no second stage; 2 adds `buyers.parquet`, `two_stage/`, `baseline/` and the manifest's
+`second_stage` and `baseline`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ FILES = {
     "average_query": "average_query.npy",
     "buyers": "buyers.parquet",
     "two_stage": "two_stage",
+    "baseline": "baseline",
 }
 RETRIEVAL, RANKING, TWO_STAGE = "serving_default", "serve_ranking", "two_stage"
 ROUTES = {
@@ -86,6 +92,19 @@ class SecondStage(BaseModel):
     bytes: int
 
 
+class BaselineEntry(BaseModel):
+    """What a baseline model's bundle holds, and its size on disk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str
+    buyers: int
+    pairs: int  # distinct training (buyer, product) pairs
+    ease_products: int  # EASE columns (0 for buy_again)
+    ease_weights: int  # kept EASE weights
+    bytes: int
+
+
 class Manifest(BaseModel):
     """manifest.json: everything a server needs to know about a bundle besides its arrays and graphs."""
 
@@ -105,6 +124,7 @@ class Manifest(BaseModel):
     ranking: RankingInfo | None
     index: dict[str, Any] | None
     second_stage: SecondStage | None = None
+    baseline: BaselineEntry | None = None
     files: dict[str, str]
     spec: dict[str, Any]
     versions: dict[str, Any]

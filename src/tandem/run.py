@@ -12,10 +12,13 @@ import numpy as np
 import torch
 
 from tandem.data.prepare import Interactions
-from tandem.evaluation.evaluate import SplitPairs, evaluate_split, list_metrics
+from tandem.evaluation.baseline_model import BaselineModel, prune
+from tandem.evaluation.baselines import Baselines
+from tandem.evaluation.ease_fit import fit_ease
+from tandem.evaluation.evaluate import SplitPairs, baseline_metrics, evaluate_split, list_metrics
 from tandem.evaluation.metrics import BASELINES
 from tandem.export.artifacts import TrainedModel
-from tandem.export.bundle import export_bundle
+from tandem.export.bundle import export_baseline_bundle, export_bundle
 from tandem.models.two_tower import TwoTowerModel
 from tandem.recommend.build import fit_two_stage
 from tandem.recommend.two_stage import TwoStage
@@ -34,15 +37,16 @@ class RunResult:
     history: list[dict[str, Any]]
     weight_stats: list[dict[str, Any]]
     data_report: dict[str, Any]
-    trained: TrainedModel
+    trained: TrainedModel | None  # None for a baseline model, which has no towers
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     data: EncodedData | None = field(default=None, repr=False)  # what the model was trained on, for the bundle
     two_stage: TwoStage | None = field(default=None, repr=False)  # the second stage, when the spec asks for one
+    baseline: BaselineModel | None = field(default=None, repr=False)  # a baseline model's lists
 
     def save(self, out: str | Path, *, models: bool = True) -> Path:
         """Write metrics.json, history.json, weight_stats.json, data_report.json, spec.yaml and, unless `models`
-        is False (a study's trials), model/ and bundle/."""
+        is False (a study's trials), model/ (not for a baseline model) and bundle/."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "spec.yaml").write_text(self.spec.to_yaml(), encoding="utf-8")
@@ -55,9 +59,12 @@ class RunResult:
             (out / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
         if not models:
             return out
-        self.trained.save(out / "model")
-        if self.data is not None:
-            export_bundle(self.trained, self.data, out / "bundle", self.two_stage)
+        if self.baseline is not None and self.data is not None:
+            export_baseline_bundle(self.spec, self.data, self.baseline, out / "bundle")
+        elif self.trained is not None:
+            self.trained.save(out / "model")
+            if self.data is not None:
+                export_bundle(self.trained, self.data, out / "bundle", self.two_stage)
         return out
 
 
@@ -84,6 +91,8 @@ def run(
 
     Raises SpecError (every problem with the spec or its data), DataError (an unreadable file).
     """
+    if spec.model.is_baseline:
+        return run_baseline(spec)
     started = time.perf_counter()
     interactions, trained, data = prepare(spec)
     data = data.to(spec.training.device)
@@ -105,6 +114,38 @@ def run(
         seconds=time.perf_counter() - started,
         data=data,
         two_stage=two_stage,
+    )
+
+
+def run_baseline(spec: ExperimentSpec) -> RunResult:
+    """Fit and evaluate a baseline model (`model.type: buy_again | ease`): the engine's baseline lists on the
+    training split, no torch training. Its own metrics are those of the lists it serves (for ease, with the kept
+    table); the four baselines are reported beside it as for every model."""
+    started = time.perf_counter()
+    interactions, buyer, product = check_data(spec)
+    data = encode(interactions, buyer, product)
+    ev = spec.evaluation
+    ease = None
+    if spec.model.type == "ease" or ev.baseline:
+        ease = fit_ease(data.history, data.train_counts, ev.ease_lambda, ev.ease_products)
+    kept = prune(ease, spec.model.ease_neighbours) if spec.model.type == "ease" and ease is not None else None
+    model = BaselineModel(spec.model.type, data.history, data.train_counts, kept)
+    pairs = SplitPairs.of(data, data.test)
+    buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
+    k = max(ev.ks)
+    metrics = list_metrics(model.lists(buyers, k), model.lists(buyers, k, explore=True), list_of, pairs, ev, "")
+    if ev.baseline:
+        metrics.update(baseline_metrics(data, pairs, ev, baselines=Baselines(data.history, data.train_counts, ease)))
+    return RunResult(
+        spec=spec,
+        metrics=metrics,
+        history=[],
+        weight_stats=[],
+        data_report=interactions.report,
+        trained=None,
+        seconds=time.perf_counter() - started,
+        data=data,
+        baseline=model,
     )
 
 

@@ -83,7 +83,7 @@ def estimate(spec: ExperimentSpec, distinct: Mapping[str, int]) -> ModelSize:
     bp, ba, dim = _tower(spec.features.buyer, m.buyer_tower_layers, distinct, product)
     pp, pa, _ = _tower(product, m.product_tower_layers, distinct, product)
     params, per_example = bp + pp, ba + pa
-    if m.type != "retrieval":
+    if m.measures_ranking:
         head_in = 2 * dim if m.rating_head_input == "concat" else 3 * dim
         hp, ha = _mlp(head_in, m.rating_head_layers)
         params, per_example = params + hp, per_example + head_in + ha

@@ -353,10 +353,20 @@ _RANKING_HEAD_UI = ui(group="Ranking head", for_types=["ranking", "multitask"])
 _WEIGHT_UI = ui(group="Loss weights", widget="slider", min=0.0, max=2.0, step=0.1, for_types=["multitask"])
 
 
-class ModelSpec(Section):
-    """Model type, towers, rating head, task losses and their weights."""
+# Model types fitted without torch: a baseline's lists, trained and served as a model of its own.
+BASELINE_TYPES = ("buy_again", "ease")
 
-    type: Literal["retrieval", "ranking", "multitask"] = Field(
+
+class ModelSpec(Section):
+    """Model type, towers, rating head, task losses and their weights.
+
+    `buy_again` and `ease` are the evaluation's baselines as models (no towers, no torch training): the buyer's
+    past products by order count then recency, then popularity; or EASE (evaluation.ease_lambda over the
+    evaluation.ease_products most bought products) keeping each product's `ease_neighbours` largest weights,
+    then popularity. They are evaluated and served with the same kept table.
+    """
+
+    type: Literal["retrieval", "ranking", "multitask", "buy_again", "ease"] = Field(
         "multitask", json_schema_extra=ui(group="Model type", widget="radio")
     )
     buyer_tower_layers: list[LayerSize] = Field(
@@ -427,6 +437,13 @@ class ModelSpec(Section):
     index: IndexSpec = Field(
         default_factory=IndexSpec, json_schema_extra=ui(group="Serving index", for_types=["retrieval", "multitask"])
     )
+    ease_neighbours: int = Field(
+        200,
+        ge=1,
+        le=20000,
+        description="EASE weights kept per product: the model's table, in evaluation and in the bundle.",
+        json_schema_extra=ui(group="EASE", for_types=["ease"]),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -451,9 +468,14 @@ class ModelSpec(Section):
         return w
 
     @property
+    def is_baseline(self) -> bool:
+        """Whether the model is a baseline's lists (fitted without towers or torch)."""
+        return self.type in BASELINE_TYPES
+
+    @property
     def has_retrieval(self) -> bool:
         """Whether the model learns (and serves) retrieval: the one definition, used from training to pages."""
-        return self.type == "retrieval" or (self.type == "multitask" and self.retrieval_weight > 0)
+        return self.type in ("retrieval", *BASELINE_TYPES) or (self.type == "multitask" and self.retrieval_weight > 0)
 
     @property
     def has_ranking(self) -> bool:
@@ -469,7 +491,7 @@ class ModelSpec(Section):
     @property
     def measures_ranking(self) -> bool:
         """Whether rating errors are reported: every model with a rating head, including a zero-weight one."""
-        return self.type != "retrieval"
+        return self.type in ("ranking", "multitask")
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -629,7 +651,7 @@ def _multitask_needs_a_weight(model: ModelSpec) -> Problem | None:
 
 
 def _rating_head_ends_in_one(model: ModelSpec) -> Problem | None:
-    if model.type == "retrieval":
+    if not model.measures_ranking:
         return None
     if not model.rating_head_layers:
         return Problem("model.rating_head_layers", f"a {model.type} model needs rating-head layers, e.g. [256, 128, 1]")
@@ -664,14 +686,14 @@ _SHAREABLE = ("id", "categorical")
 
 def _tower_layers_agree(model: ModelSpec) -> Problem | None:
     b, p = model.buyer_tower_layers, model.product_tower_layers
-    if b and p and b[-1] != p[-1]:
+    if b and p and b[-1] != p[-1] and not model.is_baseline:
         return Problem("model.product_tower_layers", f"the towers' output sizes differ: buyer {b[-1]}, product {p[-1]}")
     return None
 
 
 def _towers_agree(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
-    if model.buyer_tower_layers and model.product_tower_layers:
-        return None  # the layers alone decide (_tower_layers_agree)
+    if (model.buyer_tower_layers and model.product_tower_layers) or model.is_baseline:
+        return None  # the layers alone decide (_tower_layers_agree); a baseline has no towers
     product = features.product
     b = _tower_output(model.buyer_tower_layers, features.buyer, product)
     p = _tower_output(model.product_tower_layers, product, product)
@@ -681,7 +703,7 @@ def _towers_agree(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
 
 
 def _ranking_needs_target(model: ModelSpec, features: FeaturesSpec) -> Problem | None:
-    if model.type != "retrieval" and not features.target:
+    if model.measures_ranking and not features.target:
         return Problem("features.target", f"a {model.type} model needs a target column to predict")
     return None
 

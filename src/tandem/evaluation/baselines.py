@@ -114,12 +114,14 @@ class Baselines:
 
     history: the training purchases; counts: [Nc] training rows per product (the popularity);
     ease: the fitted EASE weights, or a function that fits them (:func:`tandem.evaluation.ease_fit.fit_ease`),
-    called on first use, so that popularity and buy-again lists need no torch.
+    called on first use, so that popularity and buy-again lists need no torch; None when no EASE list is asked.
     """
 
     names = ("popularity", "buy_again", "ease", "buy_again_ease")
 
-    def __init__(self, history: PurchaseHistory, counts: np.ndarray, ease: Ease | Callable[[], Ease]) -> None:
+    def __init__(
+        self, history: PurchaseHistory, counts: np.ndarray, ease: Ease | Callable[[], Ease] | None = None
+    ) -> None:
         self.history = history
         self.counts = np.asarray(counts)
         self.popular = popularity_order(self.counts)
@@ -127,6 +129,8 @@ class Baselines:
 
     @property
     def ease(self) -> Ease:
+        if self._ease is None:
+            raise ValueError("these baselines were made without EASE weights")
         if not isinstance(self._ease, Ease):
             self._ease = self._ease()
         return self._ease

@@ -126,11 +126,19 @@ def list_metrics(
     return metrics
 
 
-def baseline_metrics(data: EncodedData, pairs: SplitPairs, evaluation: EvaluationSpec, prefix: str = "") -> dict:
-    """Recall and NDCG of every baseline's lists: all (or explore-counted with exclude_seen), repeat, explore."""
+def baseline_metrics(
+    data: EncodedData,
+    pairs: SplitPairs,
+    evaluation: EvaluationSpec,
+    prefix: str = "",
+    baselines: Baselines | None = None,
+) -> dict:
+    """Recall and NDCG of every baseline's lists: all (or explore-counted with exclude_seen), repeat, explore.
+    baselines: the baselines of `data`'s training split, when already made (else EASE is fitted here)."""
     k = max(evaluation.ks)
-    ease = partial(fit_ease, data.history, data.train_counts, evaluation.ease_lambda, evaluation.ease_products)
-    baselines = Baselines(data.history, data.train_counts, ease)
+    if baselines is None:
+        ease = partial(fit_ease, data.history, data.train_counts, evaluation.ease_lambda, evaluation.ease_products)
+        baselines = Baselines(data.history, data.train_counts, ease)
     buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
     metrics: dict[str, float] = {}
     for name in BASELINES:

@@ -23,16 +23,19 @@ from tandem.bundle_format import (
     MANIFEST,
     RANKING,
     RETRIEVAL,
+    BaselineEntry,
     Manifest,
     RankingInfo,
     SecondStage,
     signatures,
 )
+from tandem.evaluation.baseline_model import BaselineModel
 from tandem.evaluation.evaluate import embed
 from tandem.export.artifacts import TrainedModel
 from tandem.export.onnx_graphs import OPSET, export_query_tower, export_rating_head
 from tandem.recommend.two_stage import FEATURES, TwoStage
 from tandem.serving.index import build_index, save_index
+from tandem.spec import ExperimentSpec
 from tandem.training.dataset import EncodedData
 
 
@@ -63,9 +66,25 @@ def _average_query(queries: torch.Tensor, data: EncodedData) -> np.ndarray:
     return mean.astype(np.float32)
 
 
-def _export_two_stage(two_stage: TwoStage, data: EncodedData, folder: Path) -> SecondStage:
-    """The second stage and the buyer ids of its codes; returns its manifest entry."""
+def _write_tables(data: EncodedData, folder: Path) -> None:
+    """products.parquet (the catalog's ids and training counts) and buyers.parquet (the buyer id of each code)."""
+    pd.DataFrame({"product_id": data.product_ids, "train_count": data.train_counts.astype(np.int64)}).to_parquet(
+        folder / FILES["products"], index=False
+    )
     pd.DataFrame({"buyer_id": data.buyer_ids}).to_parquet(folder / FILES["buyers"], index=False)
+
+
+def _write_manifest(manifest: Manifest, folder: Path) -> None:
+    # The manifest goes last: a folder without one is an unfinished export, and the reader says so.
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _export_two_stage(two_stage: TwoStage, folder: Path) -> SecondStage:
+    """The second stage; returns its manifest entry (its size counts the buyer table it reads)."""
     two_stage.save(folder / FILES["two_stage"])
     written = [folder / FILES["buyers"], *(folder / FILES["two_stage"]).iterdir()]
     return SecondStage(
@@ -104,9 +123,7 @@ def export_bundle(
         files["rating_head"] = FILES["rating_head"]
     np.save(folder / FILES["candidates"], candidates)
     np.save(folder / FILES["average_query"], _average_query(queries, data))
-    pd.DataFrame({"product_id": data.product_ids, "train_count": data.train_counts.astype(np.int64)}).to_parquet(
-        folder / FILES["products"], index=False
-    )
+    _write_tables(data, folder)
     features = {"buyer": trained.buyer_features.get_state(), "product": trained.product_features.get_state()}
     (folder / FILES["features"]).write_text(json.dumps(features), encoding="utf-8")
 
@@ -114,7 +131,7 @@ def export_bundle(
     if RETRIEVAL in sigs:
         index = build_index(candidates, spec.model.retrieval_algorithm, spec.model.index.model_dump())
         index_entry = save_index(index, folder)
-    second_stage = _export_two_stage(two_stage, data, folder) if two_stage is not None else None
+    second_stage = _export_two_stage(two_stage, folder) if two_stage is not None else None
     buyer_columns = set(trained.buyer_features.columns.values())
     if second_stage is not None:
         buyer_columns.add(spec.data.buyer_id)  # the second stage finds its buyers by id
@@ -145,8 +162,47 @@ def export_bundle(
         files=files,
         spec=spec.to_dict(),
         versions=_versions(index_entry is not None and index_entry["algorithm"] != "brute_force"),
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        created=_now(),
     )
-    # The manifest goes last: a folder without one is an unfinished export, and the reader says so.
-    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    _write_manifest(manifest, folder)
+    return folder
+
+
+def export_baseline_bundle(spec: ExperimentSpec, data: EncodedData, model: BaselineModel, folder: str | Path) -> Path:
+    """Write the bundle of a baseline model (`model.type: buy_again | ease`): its arrays, the catalog and buyer
+    tables, no towers. Returns the folder."""
+    folder = Path(folder)
+    (folder / FILES["baseline"]).mkdir(parents=True, exist_ok=True)
+    _write_tables(data, folder)
+    written = [model.save(folder / FILES["baseline"]), folder / FILES["buyers"]]
+    ease = model.ease
+    entry = BaselineEntry(
+        folder=FILES["baseline"],
+        buyers=model.history.n_buyers,
+        pairs=len(model.history.product),
+        ease_products=len(ease.products) if ease is not None else 0,
+        ease_weights=int(np.count_nonzero(ease.weights)) if ease is not None else 0,
+        bytes=sum(f.stat().st_size for f in written),
+    )
+    manifest = Manifest(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        name=spec.name,
+        model_type=spec.model.type,
+        signatures=signatures(spec.model),
+        buyer_columns=[spec.data.buyer_id],
+        id_features=[],
+        query_inputs=[],
+        embedding_dim=0,
+        num_products=len(data.product_ids),
+        candidate_pool=spec.model.index.candidate_pool,
+        ranking=None,
+        index=None,
+        baseline=entry,
+        files={k: FILES[k] for k in ("products", "buyers", "baseline")},
+        spec=spec.to_dict(),
+        versions=_versions(False),
+        created=_now(),
+    )
+    _write_manifest(manifest, folder)
     return folder

@@ -25,7 +25,7 @@ from tandem.bundle_format import RETRIEVAL, TWO_STAGE
 from tandem.data.sources import quote, read_source
 from tandem.errors import TandemError
 from tandem.serving.bundle import Bundle
-from tandem.serving.recommender import encode_columns, exclusion_rows, popular, search, second_stage_rows
+from tandem.serving.recommender import encode_columns, exclusion_rows, listed_rows, popular, search
 from tandem.spec import TableSource
 
 CHUNK_ROWS = 1024
@@ -113,15 +113,15 @@ def _chunk_table(
 def _chunk_hits(
     bundle: Bundle, raw: dict[str, np.ndarray], batch: pa.RecordBatch, key: str | None, k: int, exclude: list
 ) -> tuple[list, list[str | None]]:
-    """(scores, catalog rows) and the fallback of each buyer of a chunk: the second stage's lists for the buyers it
-    knows (no scores), the first stage's retrieval for the others."""
+    """(scores, catalog rows) and the fallback of each buyer of a chunk: the bundle's lists (second stage or
+    baseline) for the buyers they know (no scores), the first stage's retrieval or popularity for the others."""
     n = batch.num_rows
     ids = batch.column(key).to_numpy(zero_copy_only=False) if key is not None else [None] * n
-    second = second_stage_rows(bundle, ids, k, exclude)
+    second = listed_rows(bundle, ids, k, exclude)
     hits: list = [(np.full(len(rows), np.nan, np.float32), rows) for rows in second if rows is not None]
     rest = np.array([i for i, rows in enumerate(second) if rows is None], dtype=np.int64)
     fallbacks: list[str | None] = [None] * n
-    if len(rest) and bundle.has_retrieval:
+    if len(rest) and bundle.has_retrieval and bundle.has_towers:
         encoded = encode_columns(bundle, {c: v[rest] for c, v in raw.items()}, len(rest))
         found = iter(search(bundle, encoded, k, [exclude[i] for i in rest]))
         for j, i in enumerate(rest):

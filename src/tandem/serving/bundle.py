@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from tandem.bundle_format import FORMAT, MANIFEST, RANKING, RETRIEVAL, SUPPORTED_VERSIONS, Manifest
 from tandem.errors import TandemError
+from tandem.evaluation.baseline_model import BaselineModel
 from tandem.features.pipeline import TowerFeatures
 from tandem.features.transforms import Vocabulary
 from tandem.recommend.two_stage import TwoStage
@@ -63,70 +64,94 @@ class IdLookup:
         return rows.astype(np.int64, copy=False)
 
 
+def _manifest(folder: Path) -> Manifest:
+    """The folder's manifest; BundleError when it is missing, unfinished or of an unknown format."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        what = f"has no {MANIFEST} (an unfinished export?)" if folder.is_dir() else "does not exist"
+        raise BundleError(f"{folder}: {what}; export one with `tandem train SPEC --out DIR` (DIR/bundle)")
+    raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if raw.get("format") != FORMAT or raw.get("format_version") not in SUPPORTED_VERSIONS:
+        raise BundleError(
+            f"{folder}: format {raw.get('format')!r} version {raw.get('format_version')!r} is not "
+            f"readable here (expected {FORMAT!r} version {', '.join(map(str, SUPPORTED_VERSIONS))})"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as e:
+        raise BundleError(f"{folder}: {MANIFEST} is not a valid manifest: {e.errors()[0]['msg']}") from None
+
+
 @dataclass
 class Bundle:
-    """A loaded bundle. `candidates` [Nc, d] and `product_ids` [Nc] share the catalog's row order."""
+    """A loaded bundle. `candidates` [Nc, d] and `product_ids` [Nc] share the catalog's row order. A baseline
+    model's bundle has no towers (no buyer pipeline, graphs or embeddings), only its lists."""
 
     folder: Path
     manifest: Manifest
-    buyer_features: TowerFeatures
-    query_graph: ort.InferenceSession
+    buyer_features: TowerFeatures | None
+    query_graph: ort.InferenceSession | None
     rating_graph: ort.InferenceSession | None
-    candidates: np.ndarray
+    candidates: np.ndarray | None
     product_ids: np.ndarray
     train_counts: np.ndarray
-    average_query: np.ndarray
+    average_query: np.ndarray | None
     index: CandidateIndex | None
     products: IdLookup
     popular_rows: np.ndarray  # catalog rows by training popularity, most popular first
-    two_stage: TwoStage | None = None  # the second stage, with the lookup of the buyers it knows
-    buyers: IdLookup | None = None
+    lists: TwoStage | BaselineModel | None = None  # the second stage or the baseline: lists by buyer code
+    buyers: IdLookup | None = None  # buyer id → the code `lists` knows it by
 
     @classmethod
     def load(cls, folder: str | Path) -> Bundle:
         """Read a bundle folder; raises BundleError when it is missing, unfinished or of an unknown format."""
         folder = Path(folder)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            what = f"has no {MANIFEST} (an unfinished export?)" if folder.is_dir() else "does not exist"
-            raise BundleError(f"{folder}: {what}; export one with `tandem train SPEC --out DIR` (DIR/bundle)")
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if raw.get("format") != FORMAT or raw.get("format_version") not in SUPPORTED_VERSIONS:
-            raise BundleError(
-                f"{folder}: format {raw.get('format')!r} version {raw.get('format_version')!r} is not "
-                f"readable here (expected {FORMAT!r} version {', '.join(map(str, SUPPORTED_VERSIONS))})"
-            )
-        try:
-            manifest = Manifest.model_validate(raw)
-        except ValidationError as e:
-            raise BundleError(f"{folder}: {MANIFEST} is not a valid manifest: {e.errors()[0]['msg']}") from None
+        manifest = _manifest(folder)
         files = manifest.files
-        features = json.loads((folder / files["features"]).read_text(encoding="utf-8"))
-        candidates = np.ascontiguousarray(np.load(folder / files["candidates"]), dtype=np.float32)
         products = pd.read_parquet(folder / files["products"])
         product_ids = products["product_id"].to_numpy()
         train_counts = products["train_count"].to_numpy(np.int64)
-        index = load_index(manifest.index, candidates, folder) if manifest.index else None
-        two_stage = buyers = None
+        lists: TwoStage | BaselineModel | None = None
         if manifest.second_stage is not None:
-            two_stage = TwoStage.load(folder / manifest.second_stage.folder)
-            buyers = IdLookup(pd.read_parquet(folder / files["buyers"])["buyer_id"].to_numpy())
+            lists = TwoStage.load(folder / manifest.second_stage.folder)
+        if manifest.baseline is not None:
+            lists = BaselineModel.load(manifest.model_type, folder / manifest.baseline.folder)
+        common = {
+            "folder": folder,
+            "manifest": manifest,
+            "product_ids": product_ids,
+            "train_counts": train_counts,
+            "products": IdLookup(product_ids),
+            "popular_rows": np.argsort(-train_counts, kind="stable"),
+            "lists": lists,
+            "buyers": IdLookup(pd.read_parquet(folder / files["buyers"])["buyer_id"].to_numpy()) if lists else None,
+        }
+        if manifest.baseline is not None:
+            return cls(
+                buyer_features=None,
+                query_graph=None,
+                rating_graph=None,
+                candidates=None,
+                average_query=None,
+                index=None,
+                **common,
+            )
+        features = json.loads((folder / files["features"]).read_text(encoding="utf-8"))
+        candidates = np.ascontiguousarray(np.load(folder / files["candidates"]), dtype=np.float32)
         return cls(
-            folder=folder,
-            manifest=manifest,
             buyer_features=TowerFeatures.from_state(features["buyer"]),
             query_graph=_session(folder / files["query_tower"]),
             rating_graph=_session(folder / files["rating_head"]) if "rating_head" in files else None,
             candidates=candidates,
-            product_ids=product_ids,
-            train_counts=train_counts,
             average_query=np.load(folder / files["average_query"]).astype(np.float32),
-            index=index,
-            products=IdLookup(product_ids),
-            popular_rows=np.argsort(-train_counts, kind="stable"),
-            two_stage=two_stage,
-            buyers=buyers,
+            index=load_index(manifest.index, candidates, folder) if manifest.index else None,
+            **common,
         )
+
+    @property
+    def has_towers(self) -> bool:
+        """Whether the bundle has a model's towers (a baseline model's has none)."""
+        return self.query_graph is not None
 
     @property
     def has_retrieval(self) -> bool:

@@ -13,7 +13,8 @@ Every result names the id columns it did not know (`"unknown_features"`) wheneve
 
 A bundle with a second stage recommends to the buyers it knows (by the buyer id) with `TwoStage.lists`, the
 lists the evaluation scored (`"stage": "two_stage"`); every other buyer gets the first stage's answer above
-(`"stage": "first_stage"`).
+(`"stage": "first_stage"`). A baseline model's bundle (buy_again, ease) retrieves and recommends its lists to the
+buyers it knows (no scores) and the most popular products to the others (`"fallback": "popularity"`).
 """
 
 from __future__ import annotations
@@ -174,6 +175,8 @@ def retrieve(bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list
     exclude: one list of product ids per buyer, left out of that buyer's results.
     """
     _require(bundle, RETRIEVAL)
+    if not bundle.has_towers:
+        return _baseline_results(bundle, buyers, k, exclude)
     encoded = encode_buyers(bundle, buyers)
     hits = search(bundle, encoded, k, exclusion_rows(bundle, exclude))
     return [
@@ -205,12 +208,13 @@ def rank(bundle: Bundle, buyers: list[dict[str, Any]], product_ids: list[list[An
     return [_result({"predictions": _floats(p)}, encoded, i, "average_buyer") for i, p in enumerate(predictions)]
 
 
-def second_stage_rows(
+def listed_rows(
     bundle: Bundle, buyer_ids: list[Any] | np.ndarray, k: int, exclude: list[np.ndarray]
 ) -> list[np.ndarray | None]:
-    """Each buyer's top-k catalog rows from the second stage, best first, for the buyers it knows by id; None for
-    the others (all of them when the bundle has no second stage). exclude: catalog rows to leave out per buyer."""
-    if bundle.two_stage is None or bundle.buyers is None:
+    """Each buyer's top-k catalog rows from the bundle's lists (its second stage or baseline), best first, for
+    the buyers they know by id; None for the others (all of them in a bundle without such lists).
+    exclude: catalog rows to leave out per buyer."""
+    if bundle.lists is None or bundle.buyers is None:
         return [None] * len(buyer_ids)
     codes = bundle.buyers.rows(np.asarray(buyer_ids, dtype=object))
     known = np.flatnonzero(codes >= 0)
@@ -218,10 +222,33 @@ def second_stage_rows(
     if len(known):
         # A longer list, then the exclusions taken out: a list's first k are the same whatever its length.
         longest = k + max(len(exclude[i]) for i in known)
-        for i, rows in zip(known, bundle.two_stage.lists(codes[known], longest), strict=True):
+        for i, rows in zip(known, bundle.lists.lists(codes[known], longest), strict=True):
             rows = rows[rows >= 0]
             out[i] = rows[~np.isin(rows, exclude[i])][:k]
     return out
+
+
+def _listed(bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]]) -> list[np.ndarray | None]:
+    """`listed_rows` of request buyers, found by the spec's buyer id column (unknown keys are refused first)."""
+    columns = buyers_to_columns(bundle, buyers)
+    key = bundle.manifest.spec["data"]["buyer_id"]
+    return listed_rows(bundle, columns.get(key, [None] * len(buyers)), k, exclusion_rows(bundle, exclude))
+
+
+def _baseline_results(
+    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]]
+) -> list[dict[str, Any]]:
+    """A baseline model's answers: its lists for the buyers it knows, the most popular products for the others."""
+    key = bundle.manifest.spec["data"]["buyer_id"]
+    results = []
+    for rows, excluded in zip(_listed(bundle, buyers, k, exclude), exclusion_rows(bundle, exclude), strict=True):
+        if rows is not None:
+            results.append({"product_ids": bundle.product_ids[rows].tolist(), "scores": None, "fallback": None})
+        else:
+            scores, rows = popular(bundle, k, excluded)
+            body = {"product_ids": bundle.product_ids[rows].tolist(), "scores": _floats(scores)}
+            results.append({**body, "fallback": "popularity", "unknown_features": [key]})
+    return results
 
 
 def _first_stage(
@@ -262,19 +289,21 @@ def _first_stage(
 def recommend(
     bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], candidates: int | None = None
 ) -> list[dict[str, Any]]:
-    """The recommendation: the second stage's lists for the buyers it knows; for the others (and in a bundle
-    without one), retrieve `candidates` products (default: the spec's candidate pool, at least k), then keep the
-    k with the highest rating-head predictions, best first, with their retrieval scores."""
+    """The recommendation: the second stage's lists for the buyers it knows (a baseline model: its retrieval);
+    for the others (and in a bundle without one), retrieve `candidates` products (default: the spec's candidate
+    pool, at least k), then keep the k with the highest rating-head predictions, best first, with their
+    retrieval scores."""
     if TWO_STAGE not in bundle.manifest.signatures:
         _require(bundle, RETRIEVAL)
-        _require(bundle, RANKING)
-    columns = buyers_to_columns(bundle, buyers)  # refuses unknown keys for every buyer
+        if bundle.has_towers:
+            _require(bundle, RANKING)
+    if not bundle.has_towers:
+        return retrieve(bundle, buyers, k, exclude)
+    second = _listed(bundle, buyers, k, exclude)
     excluded = exclusion_rows(bundle, exclude)
-    key = bundle.manifest.spec["data"]["buyer_id"]
-    second = second_stage_rows(bundle, columns[key] if key in columns else [None] * len(buyers), k, excluded)
     rest = [i for i, rows in enumerate(second) if rows is None]
     first = iter(_first_stage(bundle, [buyers[i] for i in rest], k, [excluded[i] for i in rest], candidates))
-    if bundle.two_stage is None:
+    if bundle.lists is None:
         return list(first)
     return [
         {"product_ids": bundle.product_ids[rows].tolist(), "stage": TWO_STAGE, "fallback": None}

@@ -139,6 +139,36 @@ def test_deploy_serves_the_bundle_and_try_it_answers_as_the_in_process_recommend
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_baseline_model_is_trained_deployed_and_tried_as_any_model(
+    acme: Tenant, page: Client, completed: Any, servers: Servers
+) -> None:
+    """A buy_again experiment trains without towers, its page shows its metrics, it deploys, and Try it answers
+    with its lists (the buyer's own products first) and offers the buyer ids it knows."""
+    experiment = completed(acme, "buy_again")
+    assert experiment.all_metrics["recall_at_10"] == experiment.all_metrics["buy_again_recall_at_10"]
+    assert page.get(f"/experiments/{experiment.pk}/").status_code == 200
+    response = page.post(f"/experiments/{experiment.pk}/deploy/", **HX)
+    assert response.status_code == 200
+    deployment = Deployment.objects.get(experiment=experiment)
+    servers.add(deployment.pid)
+    assert _health(deployment) == {"status": "ok", "model_type": "buy_again", "signatures": ["serving_default"]}
+    detail = page.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert 'value="retrieve">Retrieve</button>' in detail and 'value="rank">' not in detail
+    assert '<option value="b1">' in detail
+    bundle = Bundle.load(deployment.bundle)
+    expected = recommender.retrieve(bundle, [BUYER], 5, [[]])[0]
+    assert expected["fallback"] is None
+    rows = _try(page, experiment, k=5, action="retrieve").context["rows"]
+    assert [r["product_id"] for r in rows] == expected["product_ids"]
+    bought = set(
+        pd.read_csv(Path(settings.MEDIA_ROOT) / experiment.dataset.transactions_file.name).query("buyer == 'b1'")[
+            "product"
+        ]
+    )
+    assert rows[0]["product_id"] in bought
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_second_deploy_reuses_the_live_server_and_stop_or_deletion_ends_the_process(
     acme: Tenant, completed: Any, servers: Servers
 ) -> None:

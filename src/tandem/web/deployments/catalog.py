@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
+from tandem.bundle_format import FILES, MANIFEST
 from tandem.data.sources import quote, read_source
 from tandem.errors import DataError
 from tandem.spec import TableSource
@@ -24,8 +26,14 @@ VOCABULARY = "vocabulary"  # the fitted transform of id and categorical features
 
 def known_values(bundle: str | Path, columns: list[str]) -> dict[str, list[str]]:
     """column → the values the bundle's buyer pipeline learnt for it (most frequent first), for the columns fed
-    through a vocabulary; other columns (numbers, text, times) have none."""
-    state = json.loads((Path(bundle) / "features.json").read_text(encoding="utf-8"))["buyer"]
+    through a vocabulary; other columns (numbers, text, times) have none. A baseline model's bundle has no
+    pipeline: its buyer ids are the ones it knows."""
+    folder = Path(bundle)
+    if not (folder / FILES["features"]).is_file():
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        ids = pq.read_table(folder / FILES["buyers"], columns=["buyer_id"]).column(0).slice(0, SUGGESTED)
+        return {manifest["spec"]["data"]["buyer_id"]: [str(v) for v in ids.to_pylist()]}
+    state = json.loads((folder / FILES["features"]).read_text(encoding="utf-8"))["buyer"]
     column_of = state["columns"]
     out: dict[str, list[str]] = {}
     for transform in state["transforms"]:

@@ -11,6 +11,7 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import Field as PydanticField
 
+from tandem.spec import ModelSpec
 from tandem.web.experiments import services
 from tandem.web.experiments.models import METRIC_FIELDS, Experiment
 from tandem.web.experiments.reaper import reap_expired
@@ -100,7 +101,7 @@ class ExperimentDetail(ExperimentOut):
 
 
 StatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
-ModelType = Literal["retrieval", "ranking", "multitask"]
+ModelType = ModelSpec.model_fields["type"].annotation  # the spec's own list of model types
 ExperimentId = Annotated[int, PydanticField(ge=1, le=2**63 - 1)]
 
 
