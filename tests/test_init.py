@@ -10,8 +10,9 @@ import yaml
 
 from tandem.cli import main
 from tandem.data.prepare import load_interactions
-from tandem.init import category_embedding_dim, id_embedding_dim, init_spec
-from tandem.spec import load_spec
+from tandem.init import category_embedding_dim, id_embedding_dim, init_spec, list_category
+from tandem.recommend import recommended_settings
+from tandem.spec import RecommendSpec, load_spec
 from tests.data.test_profile import warehouse_lines
 
 
@@ -62,7 +63,7 @@ def test_features_follow_the_columns(written):
     spec = written[0]
     buyer = {f.column: f for f in spec.features.buyer}
     product = {f.column: f for f in spec.features.product}
-    assert set(buyer) == {"customer", "region"} and set(product) == {"item", "category", "size"}
+    assert set(buyer) == {"customer", "region", "item"} and set(product) == {"item", "category", "size"}
     assert buyer["customer"].transform == "id" and buyer["customer"].embedding_dim == id_embedding_dim(60)
     assert product["category"].transform == "categorical"
     assert product["category"].embedding_dim == category_embedding_dim(5)
@@ -73,6 +74,37 @@ def test_features_follow_the_columns(written):
     ]
     assert spec.data.transactions.types == {"customer": "VARCHAR"}
     assert spec.data.transactions.null_values == ["Unknown"]
+
+
+def test_the_buyer_tower_gets_the_purchase_history_over_the_product_ids(written):
+    """The history bag shares the product id embedding and leaves out one order of a row's pair."""
+    spec = written[0]
+    history = [f for f in spec.features.buyer if f.transform == "history"]
+    assert [(f.column, f.weighting, f.leave_out_target) for f in history] == [("item", "count", "order")]
+
+
+def test_the_lists_come_from_the_recommended_two_stage_with_the_category_nearest_root_of_the_catalog(written):
+    """The recommend section is the recommended settings, with the product category of 5 values (nearer √40 than
+    the 3 sizes) as its category; each of its settings is written under a comment."""
+    spec, text, _ = written
+    assert spec.recommend == recommended_settings("category")
+    section = text[text.index("\nrecommend:") + 1 :].splitlines()[1:]
+    settings = [line for line in section if not line.lstrip().startswith("#")]
+    assert [line.split(":")[0].strip() for line in settings] == list(RecommendSpec.model_fields)
+    for line in settings:
+        above = section[section.index(line) - 1]
+        assert above.lstrip().startswith("# "), line
+    assert "# category (5 values) groups 40 products nearest √40 ≈ 6 values" in text
+
+
+def test_the_list_category_is_the_one_nearest_root_of_the_catalog_on_a_log_scale():
+    """√90,000 = 300: 200 values (×1.5 off) beat 500 (×1.67 off); columns that do not group products are out."""
+    assert list_category({"a": 30, "b": 200, "c": 500}, 90_000)[0] == "b"
+    assert list_category({"a": 30, "c": 500}, 90_000)[0] == "c"
+    assert list_category({"one": 1, "half": 50_000}, 90_000) == (
+        None,
+        "no product column groups products into categories",
+    )
 
 
 def test_every_choice_is_explained(written):

@@ -18,13 +18,18 @@ from typing import Any
 from tandem.data.profile import ColumnProfile, DataProfile, profile_data
 from tandem.errors import TandemError
 from tandem.notes import Note, plain, to_yaml
-from tandem.spec import EvaluationSpec, ExperimentSpec, IndexSpec, parse_spec
+from tandem.recommend import recommended_settings
+from tandem.spec import EvaluationSpec, ExperimentSpec, IndexSpec, RecommendSpec, parse_spec
 
 TEST_SHARE = 0.225  # the last ~22% of the time span is the test period (20–25% is the usual protocol)
 STEPS_PER_RUN = 500  # optimiser steps a first run should take: enough to converge, short enough to iterate
 MAX_CATEGORIES = 50_000  # above this a text column is an identifier, not a category
 SKIP_NULL_SHARE = 0.5
 DAY = 86_400
+RECOMMEND_WHY = (
+    "the lists: candidates from the buyer's history, EASE neighbours and popular products, ordered by a ranker\n"
+    "learned on windows of the training period; the two-tower model above is reported as the retrieval stage"
+)
 
 
 def _n(x: float) -> str:
@@ -183,7 +188,7 @@ def _id_feature(column: str, entities: int, repeated: int, what: str) -> Note:
     return Note(feature, f"{_n(entities)} {what}, {_n(repeated)} in two orders or more → id embedding {dim}{tail}")
 
 
-def _features(profile: DataProfile, target_name: str, orders_name: str) -> Note:
+def _features(profile: DataProfile, target_name: str, orders_name: str | None) -> Note:
     towers: dict[str, list[Note]] = {
         "buyer": [_id_feature(profile.buyer_id, profile.buyers, profile.buyers_repeated, "buyers")],
         "product": [_id_feature(profile.product_id, profile.products, profile.products_repeated, "products")],
@@ -211,7 +216,7 @@ def _features(profile: DataProfile, target_name: str, orders_name: str) -> Note:
                 f"{profile.target} per line runs up to {profile.target_max:,.0f} (median {profile.target_median:,.0f}): "
                 f"learn log(1 + total)",
             )
-    else:
+    elif orders_name:
         features["target"] = Note(orders_name, "no --target: the ranking task predicts how many orders a pair has")
         features["target_transform"] = Note("log1p", "order counts are skewed: learn log(1 + orders)")
     reasons = ["columns that hold one value per buyer or per product feed that side's tower"]
@@ -228,23 +233,71 @@ def _features(profile: DataProfile, target_name: str, orders_name: str) -> Note:
 @dataclass
 class Recipe:
     """The model part of a recommendation: features the recipe adds to the buyer tower (such as purchase
-    history), and the model and training sections. Values are Notes or plain values."""
+    history), and the model, training and second-stage (recommend) sections. Values are Notes or plain values."""
 
     buyer_features: list[Note] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    recommend: dict[str, Any] = field(default_factory=dict)
 
 
-def recommended_model(profile: DataProfile, train_pairs: int) -> Recipe:
+def list_category(categories: dict[str, int], products: int) -> tuple[str | None, str]:
+    """The product column whose share of a buyer's orders the ranker sees, and why: of the categorical product
+    features (column → distinct values), the one nearest √products values on a log scale, fine enough to tell
+    a buyer's habits apart and coarse enough that each value holds many products."""
+    usable = {c: n for c, n in categories.items() if 2 <= n <= products / 2}
+    if not usable:
+        return None, "no product column groups products into categories"
+    target = math.sqrt(products)
+    column = min(usable, key=lambda c: (abs(math.log(usable[c] / target)), c))
+    return column, (
+        f"{column} ({_n(usable[column])} values) groups {_n(products)} products nearest √{_n(products)} ≈ "
+        f"{target:,.0f} values: the buyer's share of orders in a product's {column} is a ranking feature"
+    )
+
+
+def _recommend_section(settings: RecommendSpec, category_why: str, test_days: float) -> dict[str, Any]:
+    """The second stage as written in the spec: every setting of `settings`, each with its field's reason."""
+    why = {name: info.description or "" for name, info in RecommendSpec.model_fields.items()}
+    why["category"] = category_why
+    why["horizon_days"] = f"empty: one test period ({test_days:.0f} days) ahead, the span the lists are judged on"
+    values = settings.model_dump(mode="json")
+    return {name: Note(value, why[name]) if why[name] else value for name, value in values.items()}
+
+
+def history_feature(profile: DataProfile) -> Note:
+    """The buyer's past products as a bag over the product id embedding, one order of a row's own pair left out
+    in training so that re-orders (the bulk of repeat-heavy data) still show in the bag."""
+    feature = {
+        "column": profile.product_id,
+        "transform": "history",
+        "weighting": "count",
+        "max_items": 200,
+        "leave_out_target": "order",
+    }
+    return Note(
+        feature,
+        f"what the buyer bought before (its 200 most ordered products), pooled over the product id embedding; "
+        f"{profile.repeat_share:.0%} of pairs are re-orders, so one order of a row's own pair is left out, not all",
+    )
+
+
+def recommended_model(profile: DataProfile, train_pairs: int, categories: dict[str, int], test_days: float) -> Recipe:
     """The recipe recommended for this data.
 
-    Today's best multitask settings: two-layer towers to a 32-wide embedding, a mean retrieval loss with
-    the sampling (logQ) correction, Adam, and an epoch count that gives about STEPS_PER_RUN steps.
+    The lists come from the two-stage recommend of :func:`tandem.recommend.recommended_settings` (the buyer's
+    history, EASE neighbours and popular products re-ranked by a learned ranker), which beats the four baselines
+    on repeat-heavy data; `categories` (categorical product features → distinct values) gives its category.
+    The two-tower model is trained beside it as the retrieval stage: two-layer towers to a 32-wide embedding, a
+    mean retrieval loss with the sampling (logQ) correction, Adam, and an epoch count that gives about
+    STEPS_PER_RUN steps.
     """
     batch = 8192 if train_pairs >= 200_000 else 1024
     steps = max(1, math.ceil(train_pairs / batch))
     epochs = min(20, max(3, math.ceil(STEPS_PER_RUN / steps)))
+    category, category_why = list_category(categories, profile.products)
     return Recipe(
+        buyer_features=[history_feature(profile)],
         model={
             "type": Note("multitask", "retrieval (which products) and ranking (how much) learned together"),
             "buyer_tower_layers": Note([64, 32], "towers map their features to a 32-wide embedding"),
@@ -262,6 +315,7 @@ def recommended_model(profile: DataProfile, train_pairs: int) -> Recipe:
             "epochs": Note(epochs, f"{steps} steps per epoch → about {epochs * steps} steps in all"),
             "seed": 42,
         },
+        recommend=_recommend_section(recommended_settings(category), category_why, test_days),
     )
 
 
@@ -274,6 +328,37 @@ def _train_pairs(profile: DataProfile, cutoff: int) -> int:
     return round(profile.pairs * before / profile.rows) if profile.rows else 0
 
 
+def recommended_sections(profile: DataProfile, target_name: str, orders_name: str | None) -> dict[str, Any]:
+    """The features, model, training, recommend (and, for a small catalog, evaluation) sections recommended for
+    `profile`, as Notes. `target_name` and `orders_name` are the columns of each pair's total target and order
+    count in the data these sections will read (orders_name None: there is none)."""
+    cutoff, _ = _cutoff(profile)
+    features = _features(profile, target_name, orders_name)
+    distinct = {c.name: c.distinct for c in profile.columns}
+    categories = {
+        f.value["column"]: distinct[f.value["column"]]
+        for f in features.value["product"].value
+        if f.value["transform"] == "categorical"
+    }
+    test_days = max(profile.last_time - cutoff + 1, DAY) / DAY  # as the engine measures the test period
+    recipe = recommended_model(profile, _train_pairs(profile, cutoff), categories, test_days)
+    features.value["buyer"].value.extend(recipe.buyer_features)
+    sections: dict[str, Any] = {"features": features, "model": recipe.model, "training": recipe.training}
+    ks = [k for k in EvaluationSpec().ks if k <= profile.products]
+    if len(ks) < len(EvaluationSpec().ks):  # a list cannot be longer than the catalog
+        why = f"the catalog has {_n(profile.products)} products, so lists stop there"
+        pool = Note(min(IndexSpec().candidate_pool, profile.products), why)
+        sections["model"]["index"] = {**sections["model"].get("index", {}), "candidate_pool": pool}
+        sections["evaluation"] = {"ks": Note(ks or [profile.products], why)}
+    sections["recommend"] = Note(recipe.recommend, RECOMMEND_WHY)
+    return sections
+
+
+def recommended_cutoff(profile: DataProfile) -> str:
+    """The time split's cutoff recommended for `profile`, as the spec writes it."""
+    return _cutoff_text(_cutoff(profile)[0])
+
+
 def recommend(profile: DataProfile, out_dir: Path) -> dict[str, Any]:
     """The recommended spec for `profile`, as a mapping whose values carry their reasons (Notes)."""
     target_name = f"total_{profile.target.lower()}" if profile.target else ""
@@ -283,18 +368,7 @@ def recommend(profile: DataProfile, out_dir: Path) -> dict[str, Any]:
         target_name, orders_name = f"{target_name}_", f"{orders_name}_"
     stem = Path(profile.transactions).name.split(".")[0]
     data = _data(profile, out_dir, target_name, orders_name)
-    cutoff, _ = _cutoff(profile)
-    recipe = recommended_model(profile, _train_pairs(profile, cutoff))
-    features = _features(profile, target_name, orders_name)
-    features.value["buyer"].value.extend(recipe.buyer_features)
-    spec = {"name": stem, "data": data, "features": features, "model": recipe.model, "training": recipe.training}
-    ks = [k for k in EvaluationSpec().ks if k <= profile.products]
-    if len(ks) < len(EvaluationSpec().ks):  # a list cannot be longer than the catalog
-        why = f"the catalog has {_n(profile.products)} products, so lists stop there"
-        pool = Note(min(IndexSpec().candidate_pool, profile.products), why)
-        spec["model"]["index"] = {**spec["model"].get("index", {}), "candidate_pool": pool}
-        spec["evaluation"] = {"ks": Note(ks or [profile.products], why)}
-    return spec
+    return {"name": stem, "data": data, **recommended_sections(profile, target_name, orders_name)}
 
 
 def init_spec(out: str | Path, transactions: str, **profile_options: Any) -> tuple[ExperimentSpec, str]:

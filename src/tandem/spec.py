@@ -551,6 +551,11 @@ class EvaluationSpec(Section):
 # ------------------------------------------------------------------------------------ recommend
 
 
+_CANDIDATES_UI = ui(group="Second stage: candidates")
+_EASE_UI = ui(group="Second stage: EASE neighbours")
+_RANKER_UI = ui(group="Second stage: ranker")
+
+
 class RecommendSpec(Section):
     """Two-stage recommendation: candidates from several sources, re-ranked by a ranker learned on pair features.
 
@@ -559,21 +564,74 @@ class RecommendSpec(Section):
     is `horizon_days`, or else the length of the test period.
     """
 
-    history: int = Field(1000, ge=0, description="At most this many of the buyer's past products, most ordered first.")
-    ease: int = Field(100, ge=0, description="Item–item (EASE) candidates the buyer has not bought.")
-    popularity: int = Field(100, ge=0, description="Most popular products the buyer has not bought.")
-    ease_lambda: float = Field(500.0, gt=0.0)
-    ease_products: int = Field(6000, ge=1, le=20000)
-    ease_neighbours: int = Field(200, ge=1, description="Neighbours kept per product for scoring.")
-    category: str | None = Field(None, description="Product column whose share of the buyer's orders is a feature.")
-    horizon_days: float | None = Field(None, gt=0.0)
-    windows: int = Field(2, ge=1, le=12, description="Training windows of one horizon each, latest first.")
-    max_train_buyers: int = Field(20000, ge=1, description="Buyers sampled per window to train the ranker.")
-    ranker_layers: list[int] = Field(default_factory=lambda: [64, 32, 1])
-    ranker_loss: Literal["bce", "bpr", "hinge", "softmax", "lambdarank"] = "softmax"
-    ranker_epochs: int = Field(4, ge=1, le=1000)
-    ranker_learning_rate: float = Field(0.003, gt=0.0)
-    buyers_per_batch: int = Field(64, ge=1)
+    history: int = Field(
+        1000,
+        ge=0,
+        description="At most this many of the buyer's past products, most ordered first.",
+        json_schema_extra=_CANDIDATES_UI,
+    )
+    ease: int = Field(
+        100, ge=0, description="Item–item (EASE) candidates the buyer has not bought.", json_schema_extra=_CANDIDATES_UI
+    )
+    popularity: int = Field(
+        100, ge=0, description="Most popular products the buyer has not bought.", json_schema_extra=_CANDIDATES_UI
+    )
+    ease_lambda: float = Field(
+        500.0, gt=0.0, description="EASE's L2 penalty: larger shrinks towards popularity.", json_schema_extra=_EASE_UI
+    )
+    ease_products: int = Field(
+        6000,
+        ge=1,
+        le=20000,
+        description="EASE is fitted over this many most bought products.",
+        json_schema_extra=_EASE_UI,
+    )
+    ease_neighbours: int = Field(
+        200, ge=1, description="Neighbours kept per product for scoring.", json_schema_extra=_EASE_UI
+    )
+    category: str | None = Field(
+        None,
+        description="Product column whose share of the buyer's orders is a feature.",
+        json_schema_extra=_RANKER_UI,
+    )
+    horizon_days: float | None = Field(
+        None,
+        gt=0.0,
+        description="Days ahead the lists are for; empty: the test period's length.",
+        json_schema_extra=_RANKER_UI,
+    )
+    windows: int = Field(
+        2, ge=1, le=12, description="Training windows of one horizon each, latest first.", json_schema_extra=_RANKER_UI
+    )
+    max_train_buyers: int = Field(
+        20000, ge=1, description="Buyers sampled per window to train the ranker.", json_schema_extra=_RANKER_UI
+    )
+    ranker_layers: list[LayerSize] = Field(
+        default_factory=lambda: [64, 32, 1],
+        min_length=1,
+        max_length=MAX_LAYERS,
+        description="The ranker's MLP over the pair features; the last size is 1.",
+        json_schema_extra=ui(group="Second stage: ranker", widget="layers"),
+    )
+    ranker_loss: Literal["bce", "bpr", "hinge", "softmax", "lambdarank"] = Field(
+        "softmax", description="How the ranker learns each buyer's list.", json_schema_extra=_RANKER_UI
+    )
+    ranker_epochs: int = Field(
+        4, ge=1, le=1000, description="Passes over the training windows.", json_schema_extra=_RANKER_UI
+    )
+    ranker_learning_rate: float = Field(
+        0.003, gt=0.0, description="The ranker's Adam step.", json_schema_extra=_RANKER_UI
+    )
+    buyers_per_batch: int = Field(
+        64, ge=1, description="Buyers whose candidate lists make one ranker step.", json_schema_extra=_RANKER_UI
+    )
+
+    @field_validator("ranker_layers")
+    @classmethod
+    def _one_score(cls, layers: list[int]) -> list[int]:
+        if layers[-1] != 1:
+            raise ValueError(f"the last layer is the candidate's score, so its size is 1 (got {layers[-1]})")
+        return layers
 
 
 # ----------------------------------------------------------------------------------------- the spec
@@ -588,7 +646,9 @@ class ExperimentSpec(Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    recommend: RecommendSpec | None = Field(None, description="Re-rank candidates in a second stage.")
+    recommend: RecommendSpec | None = Field(
+        None, title="Two-stage recommend", description="Re-rank candidates in a second stage."
+    )
 
     def resolve_paths(self, base: Path) -> ExperimentSpec:
         """Return a copy whose relative data paths are made absolute against `base`."""
@@ -836,12 +896,20 @@ def _section_class(annotation: Any) -> type[Section] | None:
 SECTIONS: dict[str, type[Section]] = {
     name: cls for name, info in ExperimentSpec.model_fields.items() if (cls := _section_class(info.annotation))
 }
+# The sections that are off (None) unless given, such as `recommend`.
+OPTIONAL_SECTIONS: frozenset[str] = frozenset(
+    name for name in SECTIONS if ExperimentSpec.model_fields[name].default is None
+)
 
 
 def _problems_from(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
     problems = []
     for err in error.errors():
-        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        raw = err["loc"]
+        # A feature's transform tag follows its list index (`buyer.0.history.column`); a field may share its name.
+        loc = prefix + tuple(
+            p for i, p in enumerate(raw) if not (i and isinstance(raw[i - 1], int) and _is_union_tag(p))
+        )
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"

@@ -21,16 +21,18 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from tandem.spec import FeaturesSpec, ModelSpec, TrainingSpec, load_spec, parse_spec
+from tandem.spec import FeaturesSpec, ModelSpec, RecommendSpec, TrainingSpec, load_spec, parse_spec
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tests.web.conftest import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"features": FeaturesSpec, "model": ModelSpec, "training": TrainingSpec}
-RECORDS = {"features": FeatureConfig, "model": ModelConfig, "training": ModelConfig}
-# What a features section needs before its other fields can take their defaults.
+SECTIONS = {"features": FeaturesSpec, "model": ModelSpec, "training": TrainingSpec, "recommend": RecommendSpec}
+RECORDS = {"features": FeatureConfig, "model": ModelConfig, "training": ModelConfig, "recommend": ModelConfig}
+# What a features section needs before its other fields can take their defaults; the recommend section is
+# off unless given, so an empty one turns it on with its defaults.
 REQUIRED = {
-    "features": {"buyer": [{"column": "b", "transform": "id"}], "product": [{"column": "p", "transform": "id"}]}
+    "features": {"buyer": [{"column": "b", "transform": "id"}], "product": [{"column": "p", "transform": "id"}]},
+    "recommend": {},
 }
 BOUNDS = {
     "minimum": "ge",
@@ -42,7 +44,7 @@ BOUNDS = {
 
 
 def _fields() -> list[tuple[str, str, dict[str, Any]]]:
-    """(section, field, pydantic's JSON schema of the field) for every field of the three config sections."""
+    """(section, field, pydantic's JSON schema of the field) for every field of the four config sections."""
     out = []
     for section, cls in SECTIONS.items():
         schema = cls.model_json_schema()
@@ -174,6 +176,7 @@ def test_a_model_config_with_every_default_is_a_valid_multitask_config() -> None
     record = ModelConfig()
     assert _clean_errors(record) == {}
     assert record.model["type"] == "multitask" and record.model["rating_head_layers"] == [256, 128, 1]
+    assert record.recommend is None  # no second stage unless asked for
     assert ModelSpec.model_validate(record.model).has_retrieval and ModelSpec.model_validate(record.model).has_ranking
 
 
@@ -183,17 +186,17 @@ def test_a_model_config_with_every_default_is_a_valid_multitask_config() -> None
 @pytest.mark.django_db
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_spec_round_trips_through_the_api_and_the_database(acme: Tenant, example: Path) -> None:
-    """A spec's features, model and training sections sent to the API and read back from the database give
-    the same resolved spec as the file itself."""
+    """A spec's features, model, training and recommend sections sent to the API and read back from the
+    database give the same resolved spec as the file itself."""
     raw = yaml.safe_load(example.read_text(encoding="utf-8"))
     fc = acme.post("/api/feature-configs", {"name": example.stem, "features": raw["features"]})
     assert fc.status_code == 201, fc.content
-    sections = {s: raw[s] for s in ("model", "training") if s in raw}
+    sections = {s: raw[s] for s in ("model", "training", "recommend") if s in raw}
     mc = acme.post("/api/model-configs", {"name": example.stem, **sections})
     assert mc.status_code == 201, mc.content
     stored_fc = FeatureConfig.objects.get(pk=fc.json()["id"])
     stored_mc = ModelConfig.objects.get(pk=mc.json()["id"])
-    rebuilt = {**raw, "features": stored_fc.features, "model": stored_mc.model, "training": stored_mc.training}
+    rebuilt = {**raw, "features": stored_fc.features, **stored_mc.sections()}
     expected = load_spec(example)
     assert parse_spec(rebuilt, base=example.parent).to_dict() == expected.to_dict()
 

@@ -1,4 +1,6 @@
-"""The demo's content: a sample of The Complete Journey as a dataset, configs of the three model types, experiments.
+"""The demo's content: a sample of The Complete Journey as a dataset, the recommended configs (as "use recommended
+settings" makes them: purchase history and the two-stage recommend) and configs of the three model types, and
+an experiment of each, all on the recommended time split.
 
 Each step is idempotent (it reuses what an earlier demo made), so `manage.py demo` can be run again.
 The sample keeps the most widely bought products (FUEL, COUPON and other non-grocery lines are left out:
@@ -22,6 +24,7 @@ from tandem.data.sources import literal
 from tandem.web.accounts.models import ApiToken, Membership, Organisation
 from tandem.web.configs import services as config_services
 from tandem.web.configs.models import FeatureConfig, ModelConfig
+from tandem.web.configs.recommended import Recommended, recommended_configs
 from tandem.web.datasets.models import Dataset
 from tandem.web.datasets.services import create_dataset
 from tandem.web.experiments import services
@@ -154,8 +157,12 @@ MODELS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def ensure_configs(org: Organisation, user: AbstractBaseUser) -> tuple[FeatureConfig, list[ModelConfig]]:
-    """The feature config and the three model configs (created through the API's own services)."""
+def ensure_configs(
+    org: Organisation, user: AbstractBaseUser, dataset: Dataset
+) -> tuple[Recommended, FeatureConfig, list[ModelConfig]]:
+    """The recommended configs of the dataset, then the hand-written feature config and the three model configs
+    (created through the API's own services)."""
+    recommended = recommended_configs(dataset, user)
     fc = FeatureConfig.objects.of(org).filter(name=FEATURES["name"]).first() or config_services.create(
         FeatureConfig, organisation=org, user=user, data=FEATURES
     )
@@ -163,22 +170,30 @@ def ensure_configs(org: Organisation, user: AbstractBaseUser) -> tuple[FeatureCo
     for spec in MODELS:
         mc = ModelConfig.objects.of(org).filter(name=spec["name"]).first()
         models.append(mc or config_services.create(ModelConfig, organisation=org, user=user, data=spec))
-    return fc, models
+    return recommended, fc, models
 
 
 def ensure_experiments(
-    org: Organisation, user: AbstractBaseUser, dataset: Dataset, fc: FeatureConfig, models: list[ModelConfig]
+    org: Organisation,
+    user: AbstractBaseUser,
+    dataset: Dataset,
+    recommended: Recommended,
+    fc: FeatureConfig,
+    models: list[ModelConfig],
 ) -> list[Experiment]:
-    """One experiment per model config (time split at 2017-11-01); existing ones are kept, failed ones re-queued."""
+    """The flagship (the recommended configs), then one experiment per model config, all on the recommended time
+    split; existing ones are kept, failed ones re-queued."""
+    runs = [(recommended.feature_config, recommended.model_config, "Recommended (two-stage)")]
+    runs += [(fc, mc, mc.name) for mc in models]
     out = []
-    for mc in models:
+    for features, mc, name in runs:
         experiment = Experiment.objects.of(org).filter(model_config=mc, dataset=dataset).order_by("-id").first()
         if experiment is None:
             experiment = services.create_experiment(
                 org,
                 user,
-                {"dataset": dataset.pk, "feature_config": fc.pk, "model_config": mc.pk, "split_kind": "time",
-                 "split_cutoff": "2017-11-01", "seed": 42, "name": f"{mc.name} · Complete Journey"},
+                {**recommended.experiment_initial(dataset), "feature_config": features.pk, "model_config": mc.pk,
+                 "seed": 42, "name": f"{name} · Complete Journey"},
             )  # fmt: skip
         elif experiment.status in ("failed", "cancelled"):
             experiment = services.rerun(experiment)

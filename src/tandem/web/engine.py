@@ -21,9 +21,12 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from pydantic import BaseModel
 
+from tandem import init
 from tandem import spec as engine_spec
+from tandem.data.profile import profile_data
 from tandem.errors import DataError, Problem, SpecError, TandemError
 from tandem.experiment_rules import DataFacts, parse_experiment
+from tandem.notes import plain
 from tandem.spec import ExperimentSpec, parse_spec
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "parse_experiment",
     "problems_error",
     "problems_to_error",
+    "recommended_sections",
     "run_spec",
 ]
 
@@ -72,6 +76,17 @@ def check_sections(
 def parse(raw: dict[str, Any], base: Path | None = None) -> ExperimentSpec:
     """A whole spec, every rule applied; relative data paths resolved against `base`. Raises SpecError."""
     return parse_spec(raw, base=base)
+
+
+def recommended_sections(
+    transactions: str, target_name: str, orders_name: str | None, **profile_options: Any
+) -> tuple[dict[str, Any], str]:
+    """The sections `tandem init` recommends for a dataset (features, model, training, recommend, …) and the
+    time split's cutoff. `target_name`/`orders_name` are the dataset's columns of each pair's total target
+    and order count; `profile_options` those of :func:`tandem.data.profile.profile_data`. Raises SpecError
+    or DataError."""
+    profile = profile_data(transactions, **profile_options)
+    return plain(init.recommended_sections(profile, target_name, orders_name)), init.recommended_cutoff(profile)
 
 
 def run_spec(spec: ExperimentSpec, callbacks: list[Any]) -> Any:

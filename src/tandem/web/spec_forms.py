@@ -6,7 +6,8 @@ Form fields only turn text into values; the engine checks bounds and rules once,
 cleaned, so a field error and a cross-field error come back in the same round.
 
 Form field names are `<section>-<field>` (`model-epochs`): valid in HTML, CSS and templates' loops, and
-one-to-one with the spec path `model.epochs` of the problems the engine reports.
+one-to-one with the spec path `model.epochs` of the problems the engine reports. An optional section (off
+unless given, such as `recommend`) also gets a checkbox named after the section that turns it on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from tandem.errors import Problem
+from tandem.spec import OPTIONAL_SECTIONS, ExperimentSpec
 
 Kind = Literal["choice", "bool", "int", "float", "text", "layers", "json"]
 _BOUNDS = {annotated_types.Ge: "ge", annotated_types.Gt: "gt", annotated_types.Le: "le", annotated_types.Lt: "lt"}
@@ -245,6 +247,16 @@ def form_field(spec: SpecField) -> forms.Field:
     return field
 
 
+def section_switch(section: str) -> forms.BooleanField:
+    """The checkbox that turns an optional section on, labelled and explained by the spec's own field."""
+    info = ExperimentSpec.model_fields[section]
+    field = forms.BooleanField(
+        label=info.title or section.capitalize(), help_text=info.description or "", required=False
+    )
+    field.shown_for = ""  # type: ignore[attr-defined]  # concerns every model type
+    return field
+
+
 def section_values(fields: list[SpecField], cleaned: Mapping[str, Any]) -> dict[str, Any]:
     """A section's keys from a form's cleaned data: empty inputs are left out (the default) or None."""
     out: dict[str, Any] = {}
@@ -274,7 +286,10 @@ class SpecSectionsForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for section, fields in self.section_fields().items():
-            stored = getattr(self.instance, section, None) or {}
+            stored = getattr(self.instance, section, None)
+            if section in self.fields:  # an optional section's checkbox
+                self.initial.setdefault(section, stored is not None)
+            stored = stored or {}
             for spec in fields:
                 if spec.name in stored and spec.key in self.fields:
                     self.initial.setdefault(spec.key, stored[spec.name])
@@ -284,10 +299,14 @@ class SpecSectionsForm(forms.ModelForm):
     def section_fields(cls) -> dict[str, list[SpecField]]:
         return {name: spec_fields(name, section) for name, section in cls._meta.model.SECTIONS.items()}
 
-    def sections(self) -> dict[str, dict[str, Any]]:
-        """The record's sections with this form's values merged in (cleaned data only)."""
-        out = {}
+    def sections(self) -> dict[str, dict[str, Any] | None]:
+        """The record's sections with this form's values merged in (cleaned data only); None for an optional
+        section whose checkbox is off."""
+        out: dict[str, dict[str, Any] | None] = {}
         for section, fields in self.section_fields().items():
+            if section in self.fields and not self.cleaned_data.get(section):
+                out[section] = None  # an optional section left off
+                continue
             stored = dict(getattr(self.instance, section, None) or {})
             stored.update(section_values([f for f in fields if f.key in self.fields], self.cleaned_data))
             out[section] = stored
@@ -328,12 +347,16 @@ class SpecSectionsForm(forms.ModelForm):
     def groups(self) -> list[dict[str, Any]]:
         """The generated fields by their `ui` group, in spec order: legend, model types shown for, fields."""
         out: dict[str, dict[str, Any]] = {}
+        switched: set[str] = set()
         for section, fields in self.section_fields().items():
             for spec in fields:
                 if spec.key not in self.fields:
                     continue
                 legend = spec.ui.get("group") or section.capitalize()
                 group = out.setdefault(legend, {"legend": legend, "fields": [], "types": set()})
+                if section in self.fields and section not in switched:  # the checkbox heads its first group
+                    switched.add(section)
+                    group["fields"].append(self[section])
                 group["fields"].append(self[spec.key])
                 group["types"].add(self.fields[spec.key].shown_for)
         for group in out.values():
@@ -346,13 +369,17 @@ def record_initial(record: Any) -> dict[str, Any]:
     """A record's name, description and every section value as a generated form's starting values."""
     initial = {"name": record.name, "description": record.description}
     for section in record.SECTIONS:
-        initial.update({field_key(section, name): value for name, value in getattr(record, section).items()})
+        stored = getattr(record, section)
+        if section in OPTIONAL_SECTIONS:
+            initial[section] = stored is not None
+        initial.update({field_key(section, name): value for name, value in (stored or {}).items()})
     return initial
 
 
 def sections_form(model: type, base: type[forms.ModelForm], fields: list[str], doc: str) -> type[forms.ModelForm]:
     """A form class for `model` with `fields` of its own plus every field of its spec sections."""
     declared = {spec.key: form_field(spec) for specs in _specs_of(model) for spec in specs}
+    declared.update({name: section_switch(name) for name in model.SECTIONS if name in OPTIONAL_SECTIONS})
     meta = type("Meta", (), {"model": model, "fields": fields})
     return type(f"{model.__name__}Form", (SpecSectionsForm, base), {**declared, "Meta": meta, "__doc__": doc})
 

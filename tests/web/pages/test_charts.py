@@ -137,6 +137,16 @@ def test_the_summary_and_card_set_the_model_beside_the_best_baseline_for_all_rep
     ]
 
 
+def test_a_two_stage_experiment_shows_its_lists_beside_the_baselines_whatever_its_model_type() -> None:
+    """With a `recommend` section the lists are the second stage's (`recall_at_K`), even over a ranking model."""
+    e = _experiment("ranking", recall_at_10=0.3, other_metrics={"buy_again_recall_at_10": 0.25})
+    e.spec = {"model": {"type": "ranking"}, "recommend": {}}
+    rows = queries.summary(e)
+    assert [r.task for r in rows] == ["Two-stage lists", "Ranking"]
+    assert (rows[0].cells[1].baseline_name, round(rows[0].cells[1].lift, 6)) == ("buy_again", 1.2)
+    assert [r.task for r in queries.card_rows(e)] == ["Two-stage lists", "Lift over best baseline", "Ranking"]
+
+
 def test_the_comparison_marks_the_largest_recall_and_the_smallest_error() -> None:
     a = _experiment("multitask", 1, recall_at_10=0.2, test_rmse=1.5)
     b = _experiment("retrieval", 2, recall_at_10=0.4)

@@ -16,6 +16,7 @@ from ninja import Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model
 
+from tandem.spec import OPTIONAL_SECTIONS, ExperimentSpec
 from tandem.web.configs import services
 from tandem.web.configs.models import FeatureConfig, ModelConfig, SpecSections
 from tandem.web.errors import BODY_PARAM
@@ -63,12 +64,13 @@ def _schemas(model: type[SpecSections], label: str) -> tuple[type[Schema], type[
         __doc__=f"A new {label}; a section left out takes the engine's defaults.",
         name=(str, ...),
         description=(str, ""),
-        **{s: (_section(cls), ... if _required(cls) else Field(default_factory=dict)) for s, cls in sections.items()},
+        **{s: _in_field(s, cls) for s, cls in sections.items()},
     )
     schema_patch = create_model(
         f"{name}Patch",
         __base__=_Input,
-        __doc__="A partial update: only the keys sent change; a section's keys are merged into the stored section.",
+        __doc__="A partial update: only the keys sent change; a section's keys are merged into the stored section "
+        "(an optional section sent as null is turned off).",
         name=(str | None, None),
         description=(str | None, None),
         **{s: (_section(_partial(cls)) | None, None) for s, cls in sections.items()},
@@ -81,7 +83,7 @@ def _schemas(model: type[SpecSections], label: str) -> tuple[type[Schema], type[
         name=(str, ...),
         description=(str, ...),
         **({"model_type": (str, ...)} if "model" in sections else {}),
-        **{s: (cls, ...) for s, cls in sections.items()},
+        **{s: (cls | None, None) if s in OPTIONAL_SECTIONS else (cls, ...) for s, cls in sections.items()},
         in_use=(bool, Field(validation_alias="is_in_use")),
         created_at=(datetime, ...),
         updated_at=(datetime, ...),
@@ -89,8 +91,16 @@ def _schemas(model: type[SpecSections], label: str) -> tuple[type[Schema], type[
     return schema_in, schema_patch, schema_out
 
 
-def _required(section: type[BaseModel]) -> bool:
-    return any(f.is_required() for f in section.model_fields.values())
+def _in_field(name: str, section: type[BaseModel]) -> tuple[Any, Any]:
+    """A section of a create request: required when the section has required keys; an optional section (such
+    as `recommend`) is off when left out or null; any other takes the engine's defaults."""
+    if name in OPTIONAL_SECTIONS:
+        return _section(section) | None, Field(
+            None, description=f"{ExperimentSpec.model_fields[name].description} Off when null."
+        )
+    if any(f.is_required() for f in section.model_fields.values()):
+        return _section(section), ...
+    return _section(section), Field(default_factory=dict)
 
 
 FeatureConfigIn, FeatureConfigPatch, FeatureConfigOut = _schemas(FeatureConfig, "feature config")

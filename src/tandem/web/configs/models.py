@@ -1,8 +1,9 @@
 """FeatureConfig and ModelConfig: the spec's own sections, stored whole.
 
-A FeatureConfig holds the spec's `features` section; a ModelConfig its `model` and `training` sections.
-Each is JSON validated by the engine's own classes (:data:`SECTIONS`), so the spec is the only list of a
-config's fields, defaults and bounds. What a list page filters or sorts on (the name, the model type, the
+A FeatureConfig holds the spec's `features` section; a ModelConfig its `model` and `training` sections and the
+optional `recommend` (the second stage; null when the lists are the model's own). Each is JSON validated by
+the engine's own classes (:data:`SECTIONS`), so the spec is the only list of a config's fields, defaults and
+bounds. What a list page filters or sorts on (the name, the model type, the
 timestamps) is a real column; `model_type` is copied from the `model` section whenever it is cleaned.
 """
 
@@ -15,7 +16,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pydantic import BaseModel
 
-from tandem.spec import FeaturesSpec, ModelSpec, TrainingSpec
+from tandem.spec import FeaturesSpec, ModelSpec, RecommendSpec, TrainingSpec
 from tandem.web import engine
 from tandem.web.accounts.models import OwnedModel
 from tandem.web.validators import no_nul_characters
@@ -65,7 +66,7 @@ class SpecSections(OwnedModel):
             raise ValidationError(errors)
         parsed = engine.check_sections(self.sections())
         for name, section in parsed.items():
-            setattr(self, name, section.model_dump(mode="json"))
+            setattr(self, name, None if section is None else section.model_dump(mode="json"))
 
     @property
     def is_in_use(self) -> bool:
@@ -99,7 +100,7 @@ class FeatureConfig(SpecSections):
 class ModelConfig(SpecSections):
     """The model type, towers, rating head, loss weights, serving index and training settings."""
 
-    SECTIONS = {"model": ModelSpec, "training": TrainingSpec}
+    SECTIONS = {"model": ModelSpec, "training": TrainingSpec, "recommend": RecommendSpec}
 
     model_type = models.CharField(
         _("model type"), max_length=20, choices=engine.choices_of(ModelSpec, "type"), editable=False, db_index=True
@@ -108,6 +109,9 @@ class ModelConfig(SpecSections):
     model = models.JSONField(_("model"), default=default_model, blank=True, help_text=_("The spec's model section."))
     training = models.JSONField(
         _("training"), default=default_training, blank=True, help_text=_("The spec's training section.")
+    )
+    recommend = models.JSONField(
+        _("recommend"), null=True, blank=True, default=None, help_text=_("The spec's recommend section, or null.")
     )
 
     class Meta(OwnedModel.Meta):

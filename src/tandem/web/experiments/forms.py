@@ -40,7 +40,7 @@ def _field_for(problem: engine.Problem) -> str:
     parts = [str(p) for p in problem.parts]
     if parts[0] == "features":
         return "feature_config"
-    if parts[0] in ("model", "training"):
+    if parts[0] in ModelConfig.SECTIONS:
         return "model_config"
     if parts[0] == "data":
         if len(parts) > 2 and parts[1] == "split":

@@ -125,6 +125,16 @@ class Experiment(OwnedModel):
         return self.status in ACTIVE
 
     @property
+    def is_two_stage(self) -> bool:
+        """Whether its lists come from a second stage (the spec's `recommend`), whatever the model type."""
+        return (self.spec or {}).get("recommend") is not None
+
+    @property
+    def makes_lists(self) -> bool:
+        """Whether it is measured on top-K lists (recall, NDCG): a retrieval model's, or a second stage's."""
+        return self.model_section.has_retrieval or self.is_two_stage
+
+    @property
     def model_section(self) -> ModelSpec:
         """The model section of the spec it runs: what it learns (`has_retrieval`, `has_ranking`); the type's
         defaults while it has no spec."""

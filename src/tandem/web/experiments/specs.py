@@ -50,4 +50,5 @@ def spec_dict(
         "model": dict(model_config.model),
         "training": training,
         "evaluation": {"ks": ks},
+        "recommend": model_config.recommend,
     }

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tandem.spec import FeaturesSpec, ModelSpec, TrainingSpec
+from tandem.spec import FeaturesSpec, ModelSpec, RecommendSpec, TrainingSpec
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,32 @@ def feature_config(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def model_config(model: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
-    """A model config's page content: what its numbers mean, then every field of both sections."""
+def recommend_sentence(recommend: RecommendSpec) -> tuple[str, str]:
+    """(what, sentence) of a second stage: where its candidates come from and how they are ordered."""
+    sources = [
+        f"up to {recommend.history:,} of the buyer's past products" if recommend.history else "",
+        f"{recommend.ease:,} unbought EASE neighbours" if recommend.ease else "",
+        f"{recommend.popularity:,} unbought popular products" if recommend.popularity else "",
+    ]
+    windows = f"{recommend.windows} window{'s' if recommend.windows != 1 else ''}"
+    return (
+        "Two-stage recommend",
+        f"the lists are {', '.join(s for s in sources if s)}, ordered by a ranker ({_join(recommend.ranker_layers)}, "
+        f"{recommend.ranker_loss} loss) learned on {windows} of the training period; the model above is the "
+        "retrieval stage",
+    )
+
+
+def model_config(model: dict[str, Any], training: dict[str, Any], recommend: dict[str, Any] | None) -> dict[str, Any]:
+    """A model config's page content: what its numbers mean, then every field of its sections."""
     parsed_model, parsed_training = ModelSpec.model_validate(model), TrainingSpec.model_validate(training)
+    sentences = model_sentences(parsed_model, parsed_training)
+    parsed_recommend = None if recommend is None else RecommendSpec.model_validate(recommend)
+    if parsed_recommend is not None:
+        sentences.append(recommend_sentence(parsed_recommend))
     return {
-        "sentences": model_sentences(parsed_model, parsed_training),
+        "sentences": sentences,
         "model_facts": facts(parsed_model),
         "training_facts": facts(parsed_training),
+        "recommend_facts": [] if parsed_recommend is None else facts(parsed_recommend),
     }

@@ -330,7 +330,7 @@ class ModelConfigPageForm(ModelConfigForm):
         super().__init__(*args, **kwargs)
         self.fields["description"].widget = forms.TextInput()
         for name, field in self.fields.items():
-            if isinstance(field, forms.ChoiceField) and name.startswith(("model-", "training-")):
+            if isinstance(field, forms.ChoiceField) and name.startswith(tuple(f"{s}-" for s in ModelConfig.SECTIONS)):
                 relabel(field)
 
 

@@ -141,9 +141,9 @@ def recall_cell(metrics: dict[str, Any], k: int, subset: str, label: str) -> Met
 def card_rows(experiment: Experiment) -> list[MetricRow]:
     """A card's metric rows: retrieval for retrieval models, ranking for ranking models, both for multitask."""
     rows = []
-    if experiment.model_section.has_retrieval:
+    if experiment.makes_lists:
         cells = [MetricCell(m, SHORT_LABELS[m], getattr(experiment, m)) for m in RETRIEVAL_METRICS]
-        rows.append(MetricRow("Retrieval", cells))
+        rows.append(MetricRow("Two-stage lists" if experiment.is_two_stage else "Retrieval", cells))
         metrics = experiment.all_metrics
         lifts = [
             recall_cell(metrics, k, subset, f"{SUBSET_SHORT[subset]}@{k}") for subset in SUBSETS for k in CARD_LIFT_KS
@@ -184,12 +184,13 @@ def summary(experiment: Experiment) -> list[MetricRow]:
     when there was a validation split."""
     rows = []
     other = experiment.other_metrics or {}
-    if experiment.model_section.has_retrieval:
+    if experiment.makes_lists:
         metrics = experiment.all_metrics
+        headline = "Two-stage lists" if experiment.is_two_stage else "Retrieval"
         for subset, task in SUBSETS.items():
             cells = [recall_cell(metrics, k, subset, f"Recall@{k}") for k in KS]
             if subset == ALL or any(c.value is not None for c in cells):
-                rows.append(MetricRow("Retrieval" if subset == ALL else task, cells, beside_baseline=True))
+                rows.append(MetricRow(headline if subset == ALL else task, cells, beside_baseline=True))
     if experiment.model_section.has_ranking:
         names = RANKING_METRICS if has_validation(experiment) else RANKING_METRICS[2:]
         cells = [MetricCell(m, LABELS[m], getattr(experiment, m), other.get(f"{m}_mean_baseline")) for m in names]

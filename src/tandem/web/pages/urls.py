@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from tandem.web.configs import views as config_views
 from tandem.web.deployments import views as deployment_views
 from tandem.web.pages import views
 
@@ -35,6 +36,7 @@ urlpatterns = [
     path("model-configs/<int:pk>/delete/", views.model_config_delete, name="model_config_delete"),
     path("experiments/", views.experiment_list, name="experiments"),
     path("experiments/new/", views.experiment_new, name="experiment_new"),
+    path("experiments/new/recommended/", config_views.recommended, name="experiment_recommended"),
     path("experiments/<int:pk>/", views.experiment_detail, name="experiment"),
     path("experiments/<int:pk>/card/", views.experiment_card, name="experiment_card"),
     path("experiments/<int:pk>/live/", views.experiment_live, name="experiment_live"),

@@ -317,7 +317,7 @@ FEATURE_CONFIG_PAGES = ConfigPages(
     FeatureConfig, "feature_config", lambda c: describe.feature_config(c.features), _feature_config_form
 )
 MODEL_CONFIG_PAGES = ConfigPages(
-    ModelConfig, "model_config", lambda c: describe.model_config(c.model, c.training), _model_config_form
+    ModelConfig, "model_config", lambda c: describe.model_config(c.model, c.training, c.recommend), _model_config_form
 )
 feature_config_new = org_required(FEATURE_CONFIG_PAGES.new)
 feature_config_detail = org_required(FEATURE_CONFIG_PAGES.detail)
@@ -365,7 +365,8 @@ def experiment_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     if request.method != "POST":
         source = request.GET.get("from", "")
         initial = forms.experiment_initial(queries.owned(Experiment, org, int(source))) if source.isdigit() else {}
-        initial.update({k: v for k, v in request.GET.items() if k in ("dataset", "feature_config", "model_config")})
+        chosen = ("dataset", "feature_config", "model_config", "split_kind", "split_cutoff")
+        initial.update({k: v for k, v in request.GET.items() if k in chosen})
         form = forms.NewExperimentForm(initial=initial, organisation=org, user=actor.user)
         return render(request, "pages/experiment_new.html", {"form": form})
     form = forms.NewExperimentForm(request.POST, organisation=org, user=actor.user)

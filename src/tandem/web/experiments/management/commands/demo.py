@@ -1,8 +1,9 @@
-"""`manage.py demo`: set up the platform with real data, run the multitask experiment, then serve it with a worker.
+"""`manage.py demo`: set up the platform with real data, run the recommended experiment, then serve it with a worker.
 
 Steps (each reuses what an earlier run made): migrate; the demo organisation and user (password and API token
-printed); The Complete Journey sample as a dataset; a feature config and retrieval, ranking and multitask
-model configs; an experiment per model config, the multitask one run to completion before the server starts.
+printed); The Complete Journey sample as a dataset; its recommended configs (as "use recommended settings"
+makes them), a feature config and retrieval, ranking and multitask model configs; an experiment of each, the
+recommended one (two-stage) run to completion before the server starts.
 Then the server (http://127.0.0.1:8000) and a worker run until Ctrl-C, which stops both and every model server
 started by Deploy; model servers that a demo which died left running are stopped when the next one starts.
 """
@@ -28,7 +29,7 @@ from tandem.web.experiments.models import Experiment
 class Command(BaseCommand):
     """demo [--addr HOST:PORT] [--products N] [--no-serve]"""
 
-    help = "Set up the demo (data, configs, a finished multitask experiment) and serve it with a worker."
+    help = "Set up the demo (data, configs, a finished recommended experiment) and serve it with a worker."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="where to serve (default 127.0.0.1:8000)")
@@ -46,21 +47,25 @@ class Command(BaseCommand):
         self.stdout.write(f"3. Importing The Complete Journey ({products} most bought grocery products) …")
         dataset = demo.ensure_dataset(org, user, products)
         self.stdout.write(f"   dataset '{dataset}': {dataset.row_count:,} transaction lines")
-        fc, models = demo.ensure_configs(org, user)
-        self.stdout.write(f"4. Configs: '{fc}'; " + ", ".join(f"'{m}' ({m.model_type})" for m in models))
-        experiments = demo.ensure_experiments(org, user, dataset, fc, models)
-        multitask = experiments[0]
-        if multitask.status != "completed":
-            self.stdout.write(f"5. Running experiment #{multitask.pk} '{multitask}' (about a minute) …")
-            self._run_now(multitask)
-        multitask.refresh_from_db()
-        self._report(multitask)
+        recommended, fc, models = demo.ensure_configs(org, user, dataset)
+        self.stdout.write(
+            f"4. Recommended configs '{recommended.feature_config}' and '{recommended.model_config}' (two-stage, "
+            f"time split at {recommended.split_cutoff}); '{fc}'; "
+            + ", ".join(f"'{m}' ({m.model_type})" for m in models)
+        )
+        experiments = demo.ensure_experiments(org, user, dataset, recommended, fc, models)
+        flagship = experiments[0]
+        if flagship.status != "completed":
+            self.stdout.write(f"5. Running experiment #{flagship.pk} '{flagship}' (a few minutes) …")
+            self._run_now(flagship)
+        flagship.refresh_from_db()
+        self._report(flagship)
         self.stdout.write(
             self.style.SUCCESS(f"\nSign in at http://{addr}/ as '{user.get_username()}' with password '{password}'")
         )
         self.stdout.write(f"API: http://{addr}/api/docs   token: {token}")
         if not no_serve:
-            self.stdout.write("The retrieval and ranking experiments run on the worker now. Ctrl-C stops everything.")
+            self.stdout.write("The other experiments run on the worker now. Ctrl-C stops everything.")
             self._serve(addr)
 
     def _mlflow(self) -> None:
