@@ -22,7 +22,11 @@ from tandem.recommend import recommended_settings
 from tandem.spec import EvaluationSpec, ExperimentSpec, IndexSpec, RecommendSpec, parse_spec
 
 TEST_SHARE = 0.225  # the last ~22% of the time span is the test period (20–25% is the usual protocol)
-STEPS_PER_RUN = 500  # optimiser steps a first run should take: enough to converge, short enough to iterate
+# Optimiser steps of the two-tower model. The lists come from the second stage, so the towers are the retrieval
+# stage (and the lists of buyers the second stage has no history for): enough steps to learn them, few enough
+# that a first run stays quick.
+STEPS_PER_RUN = 200
+LARGE_BATCH_PAIRS = 50_000  # from this many training pairs on, batches of 8,192 pairs
 MAX_CATEGORIES = 50_000  # above this a text column is an identifier, not a category
 SKIP_NULL_SHARE = 0.5
 DAY = 86_400
@@ -290,9 +294,9 @@ def recommended_model(profile: DataProfile, train_pairs: int, categories: dict[s
     on repeat-heavy data; `categories` (categorical product features → distinct values) gives its category.
     The two-tower model is trained beside it as the retrieval stage: two-layer towers to a 32-wide embedding, a
     mean retrieval loss with the sampling (logQ) correction, Adam, and an epoch count that gives about
-    STEPS_PER_RUN steps.
+    STEPS_PER_RUN steps (at least three epochs).
     """
-    batch = 8192 if train_pairs >= 200_000 else 1024
+    batch = 8192 if train_pairs >= LARGE_BATCH_PAIRS else 1024
     steps = max(1, math.ceil(train_pairs / batch))
     epochs = min(20, max(3, math.ceil(STEPS_PER_RUN / steps)))
     category, category_why = list_category(categories, profile.products)
@@ -312,7 +316,11 @@ def recommended_model(profile: DataProfile, train_pairs: int, categories: dict[s
             "optimizer": "adam",
             "learning_rate": 0.003,
             "batch_size": Note(batch, f"{_n(train_pairs)} training pairs"),
-            "epochs": Note(epochs, f"{steps} steps per epoch → about {epochs * steps} steps in all"),
+            "epochs": Note(
+                epochs,
+                f"{steps} steps per epoch → about {epochs * steps} steps in all: the towers are the retrieval stage, "
+                "the lists come from the second stage",
+            ),
             "seed": 42,
         },
         recommend=_recommend_section(recommended_settings(category), category_why, test_days),
