@@ -6,6 +6,7 @@ organisation sees none of it. A screenshot of each page is saved under test-outp
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import Tenant, Workers, make_tenant, synthetic_frames
+from tests.web.conftest import Tenant, Workers, make_tenant, synthetic_frames, upload_dataset
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -413,3 +414,32 @@ def test_a_person_trains_reads_and_compares_experiments(
     shot(other, "other-organisation-experiments")
     for url in (f"/experiments/{multitask}/", f"/datasets/{dataset}/", f"/compare/?ids={multitask}&ids={retrieval}"):
         assert other.goto(url).status == 404, url
+
+
+def test_a_person_starts_from_the_recommended_settings(
+    browser: Any, live_server: Any, synthetic_files: dict[str, Path], screenshots: Path
+) -> None:
+    """With a dataset and no configs, the new-experiment page offers the recommended settings; one click makes
+    both configs, chooses them with the recommended time split, and the experiment passes every check."""
+    acme = make_tenant("Acme")
+    aggregate = json.dumps([{"name": "total_rating", "fn": "sum", "column": "rating"}])
+    upload_dataset(acme, synthetic_files, name="lines", aggregate=aggregate)
+    shot = Screens(screenshots / "recommended")
+    shot.folder.mkdir(exist_ok=True)
+    page = _sign_in(browser, live_server.url, acme)
+    page.goto("/experiments/new/")
+    assert "An experiment needs a dataset, a feature config and a model config" in page.inner_text("main")
+    shot(page, "experiment-new-empty")
+    page.click("#use-recommended")
+    page.wait_for_url(re.compile(r".*/experiments/new/\?.*split_cutoff="))
+    assert "(two-stage recommend), time split at" in page.inner_text("main")
+    assert page.input_value("#id_split_kind") == "time" and page.input_value("#id_split_cutoff")
+    chosen = [page.locator(f"#id_{f} option:checked").inner_text() for f in ("feature_config", "model_config")]
+    assert chosen[0].startswith("Recommended features · lines") and chosen[1].startswith("Recommended model · lines")
+    page.click("button[value=validate]")
+    page.wait_for_selector("#checks-passed")
+    shot(page, "experiment-new-recommended")
+    page.goto("/model-configs/")
+    page.click("text=Recommended model · lines")
+    assert "Two-stage recommend" in page.inner_text("#meaning")
+    shot(page, "model-config-recommended")
