@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tandem.models.tasks import RankingTask, RetrievalTask, catalog_candidates, in_batch_softmax_loss
+from tandem.models.tasks import RankingTask, RetrievalTask, catalog_candidates
 
 
 def _random_batch(seed: int, batch: int = 14, n_queries: int = 4, n_products: int = 5, dim: int = 3):
@@ -23,26 +23,6 @@ def _random_batch(seed: int, batch: int = 14, n_queries: int = 4, n_products: in
     log_q = torch.log(torch.rand(len(distinct), generator=g, dtype=torch.float64) * 0.9 + 0.05)
     assert len(torch.unique(query_index)) < batch and len(distinct) < batch  # the batch repeats both sides
     return queries, candidates, query_index, candidate_index, counts, log_q
-
-
-def _naive_losses(queries, candidates, query_index, candidate_index, *, temperature, log_q, remove_hits):
-    """Per-row cross-entropy of the B × B score matrix with identity labels, built row by row."""
-    rows_q = queries[query_index]  # [B, d]
-    rows_c = candidates[candidate_index]  # [B, d]
-    scores = rows_q @ rows_c.T / temperature
-    if log_q is not None:
-        scores = scores - log_q[candidate_index].unsqueeze(0)
-    batch = len(query_index)
-    losses = []
-    for i in range(batch):
-        logits = []
-        for j in range(batch):
-            if remove_hits and j != i and candidate_index[j] == candidate_index[i]:
-                continue  # another row holding this row's own product is not a negative
-            logits.append(scores[i, j])
-        logits = torch.stack(logits)
-        losses.append(torch.logsumexp(logits, dim=0) - scores[i, i])
-    return torch.stack(losses)
 
 
 def _naive_cross_entropy(
@@ -95,19 +75,6 @@ def test_retrieval_loss_gradients_equal_the_naive_gradients(temperature, logq, r
 
     torch.testing.assert_close(q1.grad, q2.grad, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(c1.grad, c2.grad, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("remove_hits", [False, True])
-def test_in_batch_softmax_loss_gives_each_rows_own_loss(remove_hits):
-    """The per-row losses equal a row-by-row logsumexp over the row's allowed columns minus its positive."""
-    queries, candidates, q_idx, c_idx, counts, _ = _random_batch(9, batch=20)
-    scores = queries @ candidates.T
-
-    got = in_batch_softmax_loss(scores, q_idx, c_idx, counts, remove_accidental_hits=remove_hits)
-
-    expected = _naive_losses(queries, candidates, q_idx, c_idx, temperature=1.0, log_q=None, remove_hits=remove_hits)
-    assert got.shape == (20,)
-    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_removing_accidental_hits_when_every_row_holds_one_product_leaves_zero_loss():

@@ -1,7 +1,8 @@
 """Towers, tasks and the two-tower model that serves all three model types."""
 
-from tandem.models.tasks import RankingTask, RetrievalTask, in_batch_softmax_loss
+from tandem.models.blocked_softmax import blocked_softmax_loss
+from tandem.models.tasks import RankingTask, RetrievalTask
 from tandem.models.towers import Tower, mlp
 from tandem.models.two_tower import Batch, TwoTowerModel
 
-__all__ = ["Batch", "RankingTask", "RetrievalTask", "Tower", "TwoTowerModel", "in_batch_softmax_loss", "mlp"]
+__all__ = ["Batch", "RankingTask", "RetrievalTask", "Tower", "TwoTowerModel", "blocked_softmax_loss", "mlp"]

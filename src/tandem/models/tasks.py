@@ -4,7 +4,8 @@ The retrieval loss is TensorFlow Recommenders' in-batch softmax (each row's posi
 every other row's product is a negative), computed exactly but over the *distinct* queries and products of
 the batch: a batch of B rows with Uq distinct query rows and Uc distinct products costs O(Uq × Uc × d)
 instead of O(B² × d). The duplicate columns of the B × B form are folded in as `log(count)` per distinct
-product, which is the same sum of exponentials.
+product, which is the same sum of exponentials. It is computed a block of queries at a time, so the
+[Uq, Uc] score matrix never exists whole (`blocked_softmax.py`).
 
 The same loss over other candidate sets: `catalog_candidates` gives every product of the catalog once (a full
 softmax, count 1 each, no sampling to correct), or, for catalogs above a size, a uniform sample shared by the
@@ -16,41 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def in_batch_softmax_loss(
-    scores: torch.Tensor,
-    query_index: torch.Tensor,
-    candidate_index: torch.Tensor,
-    candidate_counts: torch.Tensor,
-    *,
-    candidate_log_q: torch.Tensor | None = None,
-    remove_accidental_hits: bool = False,
-) -> torch.Tensor:
-    """Per-row in-batch softmax cross-entropy from distinct-row scores.
-
-    scores: [Uq, Uc] logits of distinct queries against distinct candidates (temperature applied).
-    query_index, candidate_index: [B] each row's distinct query and candidate.
-    candidate_counts: [Uc] how many rows of the batch hold each distinct candidate.
-    candidate_log_q: [Uc] log sampling probabilities, subtracted from every logit (log-Q correction).
-    With `remove_accidental_hits`, the other rows holding a row's own product are not its negatives (as in
-    TensorFlow Recommenders, the row's own column stays). Returns [B] losses.
-    """
-    # One column bias carries both the duplicate count and the log-Q correction, so the [Uq, Uc] matrix
-    # is passed over once before the log-sum-exp.
-    bias = candidate_counts.to(scores.dtype).log()
-    if candidate_log_q is not None:
-        bias = bias - candidate_log_q
-    lse = torch.logsumexp(scores + bias.unsqueeze(0), dim=1)  # [Uq]
-    positive = scores[query_index, candidate_index]  # [B]
-    if candidate_log_q is not None:
-        positive = positive - candidate_log_q[candidate_index]
-    row_lse = lse[query_index]
-    if remove_accidental_hits:
-        # Drop (count - 1) copies of the row's own product from its denominator: exp(lse) - (n - 1) exp(pos).
-        extra = (candidate_counts[candidate_index] - 1).to(scores.dtype)
-        share = extra * torch.exp(positive - row_lse)
-        row_lse = row_lse + torch.log1p(-share.clamp(max=1 - 1e-7))
-    return row_lse - positive
+from tandem.models.blocked_softmax import blocked_softmax_loss
 
 
 def catalog_candidates(
@@ -96,16 +63,16 @@ class RetrievalTask(nn.Module):
         """query_embeddings: [Uq, d]; candidate_embeddings: [Uc, d]; indexes [B]; counts, log_q: [Uc]."""
         if self.temperature != 1.0:  # scaling the [Uq, d] queries is cheaper than the [Uq, Uc] scores
             query_embeddings = query_embeddings / self.temperature
-        scores = query_embeddings @ candidate_embeddings.T
-        losses = in_batch_softmax_loss(
-            scores,
+        loss = blocked_softmax_loss(
+            query_embeddings,
+            candidate_embeddings,
             query_index,
             candidate_index,
             candidate_counts,
             candidate_log_q=candidate_log_q,
             remove_accidental_hits=self.remove_accidental_hits,
         )
-        return losses.sum() if self.reduction == "sum" else losses.mean()
+        return loss if self.reduction == "sum" else loss / len(query_index)
 
 
 LIST_LOSSES = ("bpr", "hinge", "softmax", "lambdarank")
