@@ -6,7 +6,9 @@ and B2B catalogs are far larger than MovieLens. This script prints
   1. the tutorial protocol (examples/movielens_multitask.yaml): seconds per epoch and examples/s of
      tandem.training.loop.train, median over repeated trainings of a fresh model;
   2. a synthetic Zipf-like catalog (default 1M buyer–product pairs, 100K buyers, 50K products) written as
-     Parquet under bench/out/, trained with a multitask spec of id embeddings at batch 8192;
+     Parquet under bench/out/, trained with a multitask spec of id embeddings at batch 8192, with its
+     examples/s as a fraction of the limit: the three bare matrix products of the exact in-batch softmax at
+     a batch's distinct counts, timed in the same run;
   3. one in-batch softmax step (forward + backward) at batch 8192 on a real MovieLens batch: the naive
      B × B score matrix against the engine's distinct-row form (RetrievalTask), with their losses compared;
   4. the whole `tandem train examples/movielens_multitask.yaml --quiet` run: process start to metrics.json
@@ -45,8 +47,9 @@ def fresh_model(spec: ExperimentSpec, trained) -> TwoTowerModel:
     return TwoTowerModel(spec.model, buyer, product, sparse=spec.training.sparse_embeddings)
 
 
-def bench_training(name: str, spec: ExperimentSpec, reps: int) -> tuple[EncodedData, list[float]]:
-    """Prepare once, then train a fresh model `reps` times; print epoch times and examples/s."""
+def bench_training(name: str, spec: ExperimentSpec, reps: int, limit_reps: int = 0) -> tuple[EncodedData, list[float]]:
+    """Prepare once, then train a fresh model `reps` times; print epoch times and examples/s, and with
+    `limit_reps`, examples/s as a fraction of the bare-product limit (`product_limit`) timed right after."""
     started = time.perf_counter()
     _, trained, data = prepare(spec)
     prepared = time.perf_counter() - started
@@ -68,7 +71,31 @@ def bench_training(name: str, spec: ExperimentSpec, reps: int) -> tuple[EncodedD
     print(f"  seconds per epoch                {spread(epochs)}")
     print(f"  examples/s                       {n / median(epochs):,.0f}")
     print(f"  train(), {spec.training.epochs} epoch(s)               {spread(totals)}")
+    if limit_reps:
+        dim = trained.model.query_tower.output_dim
+        limit, n_q, n_c = product_limit(data, spec.training.batch_size, dim, limit_reps)
+        print(f"  limit: 3 bare products {n_q}×{n_c}×{dim}  {limit:,.0f} examples/s")
+        print(f"  fraction of the limit            {n / median(epochs) / limit:.0%}")
     return data, epochs
+
+
+def product_limit(data: EncodedData, batch: int, dim: int, reps: int) -> tuple[float, int, int]:
+    """(examples/s, distinct queries, distinct products) of the limit: one batch's three bare matrix products.
+
+    The exact in-batch softmax needs at least scores = Q @ C.T and the two gradient products, dScores @ C and
+    dScores.T @ Q, at the distinct counts of a batch (the first of a seeded shuffle); nothing else is timed.
+    """
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:batch]
+    n_q, n_c = len(torch.unique(data.train.query[order])), len(torch.unique(data.train.product[order]))
+    g = torch.Generator().manual_seed(1)
+    queries, candidates = torch.randn(n_q, dim, generator=g), torch.randn(n_c, dim, generator=g)
+
+    def products() -> None:
+        scores = queries @ candidates.T
+        scores @ candidates
+        scores.T @ queries
+
+    return batch / median(timed(products, reps)), n_q, n_c
 
 
 def write_synthetic(path: os.PathLike, rows: int, buyers: int, products: int, seed: int = 0) -> None:
@@ -218,7 +245,7 @@ def main() -> None:
         name = (
             f"Synthetic Zipf catalog ({args.rows:,} pairs, dim {args.dim}, batch {args.batch}, {args.epochs} epoch(s))"
         )
-        bench_training(name, spec, 1)
+        bench_training(name, spec, 1, limit_reps=10)
     if "whole" in only:
         whole_runs(args.whole_runs)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

@@ -61,15 +61,51 @@ def _print_problems(err: SpecError) -> None:
         print(f"  - {p.path}: {p.message}", file=sys.stderr)
 
 
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    return list(args.set or []) + ([f"training.device={args.device}"] if args.device else [])
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from tandem.run import run
     from tandem.spec import load_spec
 
-    overrides = list(args.set or [])
-    if args.device:
-        overrides.append(f"training.device={args.device}")
-    spec = load_spec(args.spec, overrides)
-    result = run(spec, progress=not args.quiet)
+    load_spec(args.spec, _train_overrides(args))  # a bad spec is reported before any process starts
+    if args.nproc == 1:
+        return _train_process(args)
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from tandem.training.distributed import launch
+
+    try:
+        launch(args.nproc, _train_rank, args)
+    except ChildFailedError as e:
+        print(
+            f"error: a training process failed ({len(e.failures)} of {args.nproc}); see its message above",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _train_rank(args: argparse.Namespace) -> None:
+    """One process of `tandem train --nproc N`; exits non-zero with the usual message when its run fails."""
+    code = _handled(_train_process, args)
+    if code:
+        sys.exit(code)
+
+
+def _train_process(args: argparse.Namespace) -> int:
+    """Train in this process, alone or as one rank of a data-parallel run (torchrun's environment); rank 0
+    evaluates, writes and reports."""
+    from tandem.run import run
+    from tandem.spec import load_spec
+    from tandem.training.distributed import join_from_environment, world
+
+    spec = load_spec(args.spec, _train_overrides(args))
+    join_from_environment(spec.training.device)
+    rank, _ = world()
+    result = run(spec, progress=not args.quiet and rank == 0)
+    if rank:
+        return 0
     out = result.save(args.out)
     print(
         f"{spec.name}: {spec.model.type} model trained in {result.seconds:.1f}s "
@@ -144,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     train.add_argument("--device", help="cpu or cuda (default: the spec's training.device)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--nproc", type=_process_count, default=1, help="data-parallel processes on this machine (default: 1)"
+    )
     train.set_defaults(func=cmd_train)
     validate = sub.add_parser("validate", help="check a spec and its data; exit 1 when there are problems")
     validate.add_argument("spec")
@@ -181,11 +220,22 @@ def _passive_openmp_threads() -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
+def _process_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes from 1 to 64, got '{text}'")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     _passive_openmp_threads()
     args = build_parser().parse_args(argv)
+    return _handled(args.func, args)
+
+
+def _handled(func, args: argparse.Namespace) -> int:
+    """Run a command; problems with the spec or the data become messages and exit code 1, not tracebacks."""
     try:
-        return args.func(args)
+        return func(args)
     except SpecError as e:
         _print_problems(e)
         return 1

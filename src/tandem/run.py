@@ -24,6 +24,7 @@ from tandem.recommend.build import fit_two_stage
 from tandem.recommend.two_stage import TwoStage
 from tandem.spec import EvaluationSpec, ExperimentSpec
 from tandem.training.dataset import EncodedData, encode
+from tandem.training.distributed import world
 from tandem.training.loop import Callback, train
 from tandem.validation import check_data
 
@@ -89,7 +90,8 @@ def run(
 ) -> RunResult:
     """Train and evaluate one experiment.
 
-    Raises SpecError (every problem with the spec or its data), DataError (an unreadable file).
+    Raises SpecError (every problem with the spec or its data), DataError (an unreadable file). On the other
+    ranks of a data-parallel run (`tandem.training.distributed`) the result holds the training only.
     """
     if spec.model.is_baseline:
         return run_baseline(spec)
@@ -97,6 +99,10 @@ def run(
     interactions, trained, data = prepare(spec)
     data = data.to(spec.training.device)
     history, weights = train(trained.model, data, spec, callbacks=callbacks, progress=progress)
+    if world()[0]:  # another rank of a data-parallel run: rank 0 evaluates and writes
+        return RunResult(
+            spec, {}, history, weights, interactions.report, trained, seconds=time.perf_counter() - started
+        )
     metrics, notes = final_metrics(trained.model, data, spec)
     two_stage = None
     if spec.recommend is not None:

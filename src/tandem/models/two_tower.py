@@ -7,6 +7,7 @@ Recommenders: retrieval-only uses the retrieval task, ranking-only the ranking t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,10 @@ class Batch:
     labels: [B] ranking targets or None.
     leave_out: per history bag, each row's own (table row [B], weight [B]) to take out of its query's bag; then
     every row is embedded as its own query.
+    candidate_rows: [Uc] catalog row of each distinct product. With data-parallel training a batch is one rank's
+    share of the global batch: `share` is its fraction of the global rows (mean losses are weighted by it), and
+    `gather_candidates` (see `tandem.training.distributed.global_candidates`) turns the rank's distinct
+    candidates into the global batch's, so the softmax is the one-process softmax.
     """
 
     query_inputs: dict[str, torch.Tensor]
@@ -38,6 +43,9 @@ class Batch:
     candidate_log_q: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     leave_out: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    candidate_rows: torch.Tensor | None = None
+    share: float = 1.0
+    gather_candidates: Callable[..., tuple[torch.Tensor, ...]] | None = None
 
 
 class TwoTowerModel(nn.Module):
@@ -113,22 +121,21 @@ class TwoTowerModel(nn.Module):
         logged = queries.new_zeros(())
         parts: dict[str, torch.Tensor] = {}
         if self.spec.type != "ranking":  # logged even at weight 0
-            loss = self.retrieval_task(
-                queries,
-                candidates,
-                query_index,
-                batch.candidate_index,
-                batch.candidate_counts,
-                batch.candidate_log_q,
-            )
-            rows = len(batch.query_index) if self.retrieval_task.reduction == "sum" else 1
+            retrieval = (candidates, batch.candidate_index, batch.candidate_counts, batch.candidate_log_q)
+            if batch.gather_candidates is not None:
+                retrieval = batch.gather_candidates(candidates, batch.candidate_rows, *retrieval[2:], retrieval[1])
+            loss = self.retrieval_task(queries, retrieval[0], query_index, retrieval[1], retrieval[2], retrieval[3])
+            if self.retrieval_task.reduction == "sum":
+                rows = len(batch.query_index) / batch.share  # the global batch's rows
+            else:
+                loss, rows = loss * batch.share, 1
             parts["retrieval_loss"] = loss.detach() / rows
             if self.retrieval_weight:
                 total = total + self.retrieval_weight * loss
                 logged = logged + self.retrieval_weight * parts["retrieval_loss"]
         if self.rating_head is not None:
             raw = self.rate(queries[query_index], candidates[batch.candidate_index])
-            loss = self.ranking_task(raw, batch.labels, batch.query_index)
+            loss = self.ranking_task(raw, batch.labels, batch.query_index) * batch.share
             parts["ranking_loss"] = loss.detach()
             if self.ranking_weight:
                 total = total + self.ranking_weight * loss

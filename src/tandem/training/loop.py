@@ -18,6 +18,7 @@ from tandem.models.tasks import catalog_candidates
 from tandem.models.two_tower import Batch, TwoTowerModel
 from tandem.spec import ExperimentSpec
 from tandem.training.dataset import EncodedData, SplitRows
+from tandem.training.distributed import from_rank_zero, global_candidates, shard, sum_gradients, sum_values, world
 from tandem.training.optim import make_optimizers
 from tandem.training.stats import weight_statistics
 
@@ -52,6 +53,7 @@ def make_batch(
         unique_c, c_index, c_counts = torch.unique(rows.product[idx], return_inverse=True, return_counts=True)
     unique_c = unique_c.to(device)
     return Batch(
+        candidate_rows=unique_c,
         query_inputs={k: v[unique_q] for k, v in data.query_table.items()},
         query_index=q_index.to(device),
         candidate_inputs={k: v[unique_c] for k, v in data.catalog.items()},
@@ -89,6 +91,9 @@ def train(
     # embeddings, scores of repeated candidates) add in an order that varies between runs, and a spec and seed
     # gave other losses (1e-9 at epoch 1) and other metrics. Deterministic kernels make CPU runs identical.
     _deterministic_kernels(device.type == "cpu")
+    rank, ranks = world()
+    if rank:
+        progress, callbacks = False, ()  # rank 0 reports for all
     generator = torch.Generator().manual_seed(t.seed)
     optimizers = make_optimizers(model, t)
     rows = data.train
@@ -113,6 +118,7 @@ def train(
         if m.retrieval_negatives == "catalog"
         else None
     )
+    gather = partial(global_candidates, add_counts=catalog is None) if ranks > 1 else None
     history: list[dict[str, Any]] = []
     weights: list[dict[str, Any]] = []
     stop = spec.training.early_stopping
@@ -125,11 +131,16 @@ def train(
         sums: dict[str, float] = {}
         for step in range(steps):
             idx = order[step * bs : (step + 1) * bs]
-            batch = make_batch(data, rows, idx, log_q, catalog)
+            own = shard(idx) if ranks > 1 else idx
+            batch = make_batch(data, rows, own, log_q, catalog)
+            batch.share, batch.gather_candidates = len(own) / len(idx), gather
             loss, parts = model.compute_loss(batch)
             for o in optimizers:
                 o.zero_grad(set_to_none=True)
             loss.backward()
+            if ranks > 1:
+                sum_gradients(model)
+                parts = sum_values(parts)
             for o in optimizers:
                 o.step()
             for s in schedulers:
@@ -141,7 +152,7 @@ def train(
             for cb in callbacks:
                 cb.on_step(epoch, step + 1, steps)
         record: dict[str, Any] = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}}
-        if len(data.validation):
+        if len(data.validation) and rank == 0:
             record.update(
                 evaluate_split(
                     model,
@@ -155,6 +166,8 @@ def train(
                 )
             )
         record["seconds"] = time.perf_counter() - started
+        if ranks > 1:  # rank 0's validation metrics decide early stopping everywhere
+            record = from_rank_zero(record)
         history.append(record)
         stats = {"epoch": epoch, **{name: weight_statistics(part) for name, part in model.tower_groups().items()}}
         weights.append(stats)
