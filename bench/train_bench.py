@@ -16,6 +16,7 @@ and B2B catalogs are far larger than MovieLens. This script prints
 
     .venv/bin/python bench/train_bench.py            # everything (about 5–10 minutes on 2 busy cores)
     .venv/bin/python bench/train_bench.py --quick    # small sizes, a minute
+    .venv/bin/python bench/train_bench.py --memory 1000000,10000000   # peak memory, 1M against 10M pairs
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from _common import OUT, TANDEM, TUTORIAL_SPEC, machine_line, median, spread, timed
+from _common import OUT, TANDEM, TUTORIAL_SPEC, machine_line, median, run_child, spread, timed
 from torch import nn
 
 from tandem.models.tasks import RetrievalTask
@@ -47,9 +49,9 @@ def fresh_model(spec: ExperimentSpec, trained) -> TwoTowerModel:
     return TwoTowerModel(spec.model, buyer, product, sparse=spec.training.sparse_embeddings)
 
 
-def bench_training(name: str, spec: ExperimentSpec, reps: int, limit_reps: int = 0) -> tuple[EncodedData, list[float]]:
+def bench_training(name: str, spec: ExperimentSpec, reps: int, limit: bool = False) -> tuple[EncodedData, list[float]]:
     """Prepare once, then train a fresh model `reps` times; print epoch times and examples/s, and with
-    `limit_reps`, examples/s as a fraction of the bare-product limit (`product_limit`) timed right after."""
+    `limit`, examples/s as a fraction of the bare-product limit timed during the same epochs (`LimitProbe`)."""
     started = time.perf_counter()
     _, trained, data = prepare(spec)
     prepared = time.perf_counter() - started
@@ -59,10 +61,11 @@ def bench_training(name: str, spec: ExperimentSpec, reps: int, limit_reps: int =
     make_optimizers(trained.model, spec.training)
     first_optimizer = time.perf_counter() - started
     epochs, totals = [], []
+    probe = LimitProbe(data, spec.training.batch_size, trained.model.query_tower.output_dim) if limit else None
     for _ in range(reps):
         model = fresh_model(spec, trained)
         started = time.perf_counter()
-        history, _ = train(model, data, spec)
+        history, _ = train(model, data, spec, callbacks=[probe] if probe else ())
         totals.append(time.perf_counter() - started)
         epochs += [h["seconds"] for h in history]
     print(f"\n## {name}: {n:,} training rows, {len(data.buyer_ids):,} buyers, {len(data.product_ids):,} products")
@@ -71,31 +74,49 @@ def bench_training(name: str, spec: ExperimentSpec, reps: int, limit_reps: int =
     print(f"  seconds per epoch                {spread(epochs)}")
     print(f"  examples/s                       {n / median(epochs):,.0f}")
     print(f"  train(), {spec.training.epochs} epoch(s)               {spread(totals)}")
-    if limit_reps:
-        dim = trained.model.query_tower.output_dim
-        limit, n_q, n_c = product_limit(data, spec.training.batch_size, dim, limit_reps)
-        print(f"  limit: 3 bare products {n_q}×{n_c}×{dim}  {limit:,.0f} examples/s")
-        print(f"  fraction of the limit            {n / median(epochs) / limit:.0%}")
+    if probe:
+        dim = probe.queries.shape[1]
+        ceiling = spec.training.batch_size / median(probe.times)
+        print(
+            f"  limit: 3 bare products {probe.n_q}×{probe.n_c}×{dim}  {ceiling:,.0f} examples/s ({spread(probe.times)})"
+        )
+        print(f"  fraction of the limit            {n / median(epochs) / ceiling:.0%}")
     return data, epochs
 
 
-def product_limit(data: EncodedData, batch: int, dim: int, reps: int) -> tuple[float, int, int]:
-    """(examples/s, distinct queries, distinct products) of the limit: one batch's three bare matrix products.
+class LimitProbe:
+    """A training callback that times the limit every `every` steps, between steps, so the limit and the
+    training share the machine's load; `seconds` (its own time) is taken out of the epoch's.
 
-    The exact in-batch softmax needs at least scores = Q @ C.T and the two gradient products, dScores @ C and
-    dScores.T @ Q, at the distinct counts of a batch (the first of a seeded shuffle); nothing else is timed.
+    The limit: the exact in-batch softmax needs at least scores = Q @ C.T and the two gradient products,
+    dScores @ C and dScores.T @ Q, at the distinct counts of a batch (the first of a seeded shuffle); nothing
+    else is timed.
     """
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:batch]
-    n_q, n_c = len(torch.unique(data.train.query[order])), len(torch.unique(data.train.product[order]))
-    g = torch.Generator().manual_seed(1)
-    queries, candidates = torch.randn(n_q, dim, generator=g), torch.randn(n_c, dim, generator=g)
 
-    def products() -> None:
-        scores = queries @ candidates.T
-        scores @ candidates
-        scores.T @ queries
+    def __init__(self, data: EncodedData, batch: int, dim: int, every: int = 5) -> None:
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:batch]
+        self.n_q = len(torch.unique(data.train.query[order]))
+        self.n_c = len(torch.unique(data.train.product[order]))
+        g = torch.Generator().manual_seed(1)
+        self.queries = torch.randn(self.n_q, dim, generator=g)
+        self.candidates = torch.randn(self.n_c, dim, generator=g)
+        self.every, self.times, self.seconds = every, [], 0.0
 
-    return batch / median(timed(products, reps)), n_q, n_c
+    def products(self) -> None:
+        scores = self.queries @ self.candidates.T
+        scores @ self.candidates
+        scores.T @ self.queries
+
+    def on_step(self, epoch: int, step: int, steps: int) -> None:
+        if step % self.every == 1:
+            started = time.perf_counter()
+            self.products()
+            self.times.append(time.perf_counter() - started)
+            self.seconds += self.times[-1]
+
+    def on_epoch_end(self, epoch: int, record: dict, weights: dict) -> None:
+        record["seconds"] -= self.seconds
+        self.seconds = 0.0
 
 
 def write_synthetic(path: os.PathLike, rows: int, buyers: int, products: int, seed: int = 0) -> None:
@@ -204,6 +225,19 @@ def whole_runs(runs: int) -> None:
     print(f"  process start → exit              {spread(to_exit)}")
 
 
+def memory_runs(sizes: list[int], args: argparse.Namespace) -> None:
+    """Peak resident memory of the synthetic benchmark (prepare + one epoch) at each size, in fresh processes."""
+    print("\n## Peak memory of a synthetic epoch, whole process (fresh process per size)")
+    first = None
+    for rows in sizes:
+        command = [sys.executable, __file__, "--only", "synthetic", "--rows", str(rows)]
+        command += ["--buyers", str(args.buyers), "--products", str(args.products), "--dim", str(args.dim)]
+        wall, peak, out = run_child(command, OUT / f"memory_{rows}.log")
+        first = first or peak
+        rate = next((line.split()[-1] for line in out.splitlines() if "examples/s  " in line), "?")
+        print(f"  {rows:>11,} pairs  peak {peak:,.0f} MiB ({peak / first:.2f}x)  {wall:.0f} s  {rate} examples/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: 100K synthetic pairs, fewer repeats")
@@ -217,6 +251,7 @@ def main() -> None:
     parser.add_argument("--whole-runs", type=int, default=5, help="repeats of the whole `tandem train` run")
     parser.add_argument("--only", choices=["tutorial", "synthetic", "softmax", "whole"], action="append")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--memory", metavar="ROWS,ROWS", help="only: peak memory of a synthetic epoch at each size")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.buyers, args.products = 100_000, 10_000, 5_000
@@ -226,6 +261,9 @@ def main() -> None:
     only = set(args.only or ["tutorial", "synthetic", "softmax", "whole"])
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"# train_bench: {machine_line()}")
+    if args.memory:
+        memory_runs([int(x) for x in args.memory.split(",")], args)
+        return
 
     if only & {"tutorial", "softmax"}:
         spec = load_spec(TUTORIAL_SPEC)
@@ -245,7 +283,7 @@ def main() -> None:
         name = (
             f"Synthetic Zipf catalog ({args.rows:,} pairs, dim {args.dim}, batch {args.batch}, {args.epochs} epoch(s))"
         )
-        bench_training(name, spec, 1, limit_reps=10)
+        bench_training(name, spec, 1, limit=True)
     if "whole" in only:
         whole_runs(args.whole_runs)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

@@ -3,7 +3,8 @@
 Why: at ~7,000 distinct queries and products per batch the score matrix is 196 MB, and eager PyTorch writes
 and reads it several times per step (scores, bias, log-softmax, gather, backward), which cost five times the
 three matrix products the loss needs. Here the queries go in row blocks of about `block_elements` scores (a
-block stays in cache): each block's scores are one matrix product, its log-sum-exp is taken online over
+block stays in cache): each block's scores are one matrix product, exponentiated once in place (the same
+exponentials give the log-sum-exp and the softmax weights); its log-sum-exp is taken online over
 column chunks when a row does not fit in one block, and its gradient is formed on the spot (softmax weight
 minus the positives) and multiplied out into the queries' and candidates' gradients, the two other products.
 As in fused attention kernels, a block whose rows span several chunks has its scores recomputed for the
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-# 2^17 scores (512 KiB in float32) per block on the CPU, the fastest of 2^16-2^21 at 7,000 x 7,000 x 32 on
-# this machine (512 KiB of L2 per core); a GPU wants few large blocks (each one a kernel launch or more).
-BLOCK_ELEMENTS = {"cpu": 1 << 17, "cuda": 1 << 26}
+# 2^19 scores (2 MiB in float32) per block on the CPU: 2^18-2^20 were equally fast and 2^16 or 2^21 slower
+# at 6,837 x 4,363 x 32 on this machine (the synthetic benchmark's batch); a GPU wants few large blocks (each one
+# a kernel launch or more).
+BLOCK_ELEMENTS = {"cpu": 1 << 19, "cuda": 1 << 26}
 MIN_ROWS = 16  # below this a block's products are matrix-vector products; chunk the columns instead
 SHARE_MAX = 1 - 1e-7  # the accidental-hit share clamp of the dense form
 
@@ -34,17 +36,20 @@ def _scores(queries: torch.Tensor, candidates: torch.Tensor, bias: torch.Tensor,
 
 def _block_lse(
     queries: torch.Tensor, candidates: torch.Tensor, bias: torch.Tensor, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(log-sum-exp [r] of a row block's biased scores, the scores when one chunk held them all)."""
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """(log-sum-exp [r] of a row block's biased scores, and when one chunk held them all, exp(scores - top) with
+    the row maxima `top` [r], which the gradient reuses)."""
     n = len(candidates)
     if chunk >= n:
         scores = _scores(queries, candidates, bias, 0, n)
-        return torch.logsumexp(scores, dim=1), scores
+        top = scores.amax(dim=1)
+        shifted = scores.sub_(top.unsqueeze(1)).exp_()
+        return top + shifted.sum(dim=1).log(), (shifted, top)
     top = torch.full((len(queries),), float("-inf"), dtype=queries.dtype, device=queries.device)
     total = torch.zeros_like(top)
     for c0 in range(0, n, chunk):
         scores = _scores(queries, candidates, bias, c0, min(c0 + chunk, n))
-        new_top = torch.maximum(top, scores.max(dim=1).values)
+        new_top = torch.maximum(top, scores.amax(dim=1))
         total = total * torch.exp(top - new_top) + torch.exp(scores - new_top.unsqueeze(1)).sum(dim=1)
         top = new_top
     return top + total.log(), None
@@ -95,9 +100,13 @@ def _sweep_blocks(s: _Sweep) -> tuple[torch.Tensor, torch.Tensor | None, torch.T
         cols = s.candidate_index[members]
         for c0 in range(0, n_c, s.chunk):
             c1 = min(c0 + s.chunk, n_c)
-            scores = kept if kept is not None else _scores(block_q, s.candidates, s.bias, c0, c1)
             # In place on the block: softmax weights times each query's summed row weight, minus the positives.
-            grad = scores.sub_(lse.unsqueeze(1)).exp_().mul_(row_weight.unsqueeze(1))
+            if kept is not None:
+                shifted, top = kept
+                grad = shifted.mul_((row_weight * torch.exp(top - lse)).unsqueeze(1))
+            else:
+                scores = _scores(block_q, s.candidates, s.bias, c0, c1)
+                grad = scores.sub_(lse.unsqueeze(1)).exp_().mul_(row_weight.unsqueeze(1))
             inside = (cols >= c0) & (cols < c1)
             flat = local[inside] * (c1 - c0) + cols[inside] - c0
             grad.view(-1).index_add_(0, flat, -weight[inside])
