@@ -108,7 +108,8 @@ def _progress(study: Any, budget: int, done: threading.Event, quiet: bool) -> No
     bar = tqdm(total=budget, desc="trials", unit="trial", disable=quiet)
     while True:
         finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-        bar.update(finished - bar.n)
+        if finished != bar.n:
+            bar.update(finished - bar.n)
         if done.wait(1.0):
             break
     bar.close()

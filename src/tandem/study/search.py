@@ -16,8 +16,9 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.pool import NullPool
 
-from tandem.errors import Problem, SpecError
+from tandem.errors import Problem, SpecError, TandemError
 from tandem.study.objectives import Objective
 from tandem.study.space import Space
 
@@ -79,7 +80,11 @@ def make_pruner(name: str, startup_trials: int) -> optuna.pruners.BasePruner:
 def storage(url: str, *, heartbeat: bool = True) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage (a SQLite file or the platform's PostgreSQL). With heartbeats, a trial whose worker
     was killed is failed instead of running for ever (the platform has its own, on the trial's experiment)."""
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    # No pool: a connection lives as long as one storage call, so none is left open (a database can be dropped,
+    # a process forked) and a short-lived worker holds nothing between trials.
+    engine_kwargs: dict[str, Any] = {"poolclass": NullPool}
+    if url.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": 60}
     beats = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS} if heartbeat else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat is marked experimental
@@ -149,8 +154,12 @@ def finish(study: optuna.Study, number: int, state: TrialState, *, values: list[
     return study.tell(number, values if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
 
 
+class Pruned(TandemError):
+    """The pruner stopped the trial; the message says at which epoch and why."""
+
+
 class PruningCallback:
-    """Reports the monitored validation metric each epoch and stops the run (raising TrialPruned, with the
+    """Reports the monitored validation metric each epoch and stops the run (raising Pruned, with the
     reason) as soon as the pruner says so. `last` keeps the latest epoch's record: a pruned trial's metrics."""
 
     def __init__(self, trial: optuna.Trial, objective: Objective | None, pruner: str) -> None:
@@ -170,7 +179,7 @@ class PruningCallback:
             return
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(self._reason(epoch, key, float(value)))
+            raise Pruned(self._reason(epoch, key, float(value)))
 
     def _reason(self, epoch: int, key: str, value: float) -> str:
         others = [

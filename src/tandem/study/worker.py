@@ -72,7 +72,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, setup: StudySetup, out: 
         with search.heartbeat(study, trial):
             spec = trial_spec(setup.raw, setup.base, setup.space.spec_values(trial.params))
             result = run(spec, callbacks=[pruning])
-    except optuna.TrialPruned as e:
+    except search.Pruned as e:
         return search.finish(study, number, TrialState.PRUNED, metrics=pruning.last, reason=str(e))
     except SpecError as e:
         return search.finish(study, number, TrialState.FAIL, reason=problems_text(e))

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "tandem.web.configs",
     "tandem.web.experiments",
     "tandem.web.deployments",
+    "tandem.web.studies",
     "tandem.web.pages",
     "django.contrib.admin",
     "django.contrib.auth",

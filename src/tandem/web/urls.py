@@ -19,4 +19,5 @@ urlpatterns = [
     path("api/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", not_found),
     path("", include("tandem.web.pages.urls")),
+    path("", include("tandem.web.studies.urls")),
 ]

@@ -19,6 +19,7 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from tandem.web.experiments.models import Experiment, Status
+from tandem.web.experiments.signals import announce_end
 
 
 def _pid_alive(pid: int) -> bool:
@@ -39,6 +40,8 @@ def _mark_lost(experiment: Experiment, reason: str) -> bool:
         DBTaskResult.objects.filter(id=experiment.task_id, status=TaskResultStatus.RUNNING).update(
             status=TaskResultStatus.FAILED, finished_at=now, exception_class_path="tandem.WorkerLost", traceback=reason
         )
+    if n:
+        announce_end(experiment.pk)
     return bool(n)
 
 

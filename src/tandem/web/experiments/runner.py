@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tandem.web import engine, storage
+from tandem.web.experiments import signals
 from tandem.web.experiments.models import METRIC_FIELDS, Experiment, Status
 
 logger = logging.getLogger("tandem.web.experiments")
@@ -169,6 +170,7 @@ def _start_tracking(experiment: Experiment, spec: Any, notes: list[str]) -> Any 
                 "tandem.experiment_id": str(experiment.pk),
                 "tandem.attempt": str(experiment.attempt),
                 "tandem.organisation": experiment.organisation.name,
+                **signals.extra_tags(experiment),
             },
             artifact_location=settings.MLFLOW_ARTIFACT_ROOT,
         )
@@ -202,6 +204,13 @@ def _data_files(spec: dict[str, Any]) -> list[str]:
 
 def execute(experiment_id: int, attempt: int) -> str:
     """Run attempt `attempt` of an experiment to its end; returns the status it ended in (or 'skipped')."""
+    try:
+        return _execute(experiment_id, attempt)
+    finally:
+        signals.announce_end(experiment_id)
+
+
+def _execute(experiment_id: int, attempt: int) -> str:
     if not claim(experiment_id, attempt):
         return "skipped"
     experiment = Experiment.objects.select_related("organisation").get(pk=experiment_id)
@@ -212,7 +221,7 @@ def execute(experiment_id: int, attempt: int) -> str:
     try:
         spec = engine.parse(experiment.spec, base=storage.local_root(_data_files(experiment.spec)))
         tracker = _start_tracking(experiment, spec, notes)
-        callbacks: list[Any] = [Recorder(experiment_id, attempt, heartbeat)]
+        callbacks: list[Any] = [Recorder(experiment_id, attempt, heartbeat), *signals.extra_callbacks(experiment)]
         if tracker is not None:
             callbacks.append(_Guarded(tracker, notes))
         result = engine.run_spec(spec, callbacks)

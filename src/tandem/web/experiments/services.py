@@ -19,6 +19,7 @@ from tandem.web.errors import Conflict
 from tandem.web.experiments import limits
 from tandem.web.experiments.forms import ExperimentForm
 from tandem.web.experiments.models import ACTIVE, HIGHER_IS_BETTER, METRIC_FIELDS, Experiment, Status
+from tandem.web.experiments.signals import announce_end
 
 # What a new attempt starts from: everything a previous attempt wrote is cleared.
 _FRESH = {
@@ -81,6 +82,7 @@ def cancel(experiment: Experiment) -> Experiment:
                        code="not_active")  # fmt: skip
     if experiment.task_id:
         DBTaskResult.objects.filter(id=experiment.task_id, status=TaskResultStatus.READY).delete()
+    announce_end(experiment.pk)
     experiment.refresh_from_db()
     return experiment
 

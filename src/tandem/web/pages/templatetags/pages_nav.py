@@ -15,6 +15,7 @@ SECTIONS = (
     ("model_config", "model_configs"),
     ("experiment", "experiments"),
     ("compare", "compare"),
+    ("stud", "studies"),
 )
 
 

@@ -36,7 +36,8 @@
   }
 
   // A chart config from the server: {type, data, axes: {percent, secondary, x_title, y_title, y1_title, offset,
-  // numeric_x}}.
+  // numeric_x, points}}. With `points` (a study's charts), the tooltip is the nearest point's own label and a
+  // click on a point with a `url` opens it.
   function chartOptions(config) {
     const axes = config.axes || {};
     const y = { ticks: { callback: tickFormat(axes.percent) }, grid: { color: "#eef1f6" }, title: axisTitle(axes.y_title) };
@@ -65,7 +66,12 @@
       responsive: true,
       maintainAspectRatio: false,
       animation: false,
-      interaction: { mode: "index", intersect: false },
+      interaction: axes.points ? { mode: "nearest", intersect: true } : { mode: "index", intersect: false },
+      onClick: (event, elements, chart) => {
+        const hit = elements[0];
+        const point = hit && chart.data.datasets[hit.datasetIndex].data[hit.index];
+        if (point && point.url) window.location.href = point.url;
+      },
       scales: scales,
       plugins: {
         legend: {
@@ -76,6 +82,7 @@
         tooltip: {
           callbacks: {
             label: (ctx) => {
+              if (ctx.raw && ctx.raw.label) return ctx.raw.label + " → " + formatNumber(ctx.raw.x) + ", " + formatNumber(ctx.raw.y);
               const onPercentAxis = axes.percent && ctx.dataset.yAxisID !== "y1";
               const v = ctx.parsed.y;
               if (config.type === "bar") return ctx.dataset.label + ": " + v;  // a count
