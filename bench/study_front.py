@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _short(params: dict) -> str:
@@ -37,7 +37,9 @@ def main() -> None:
     print(f"{'trial':>5}  {'params':<34} {args.x:>14} {args.y:>10}  front")
     for t in sorted(done, key=lambda t: sorted(t["params"].items())):
         mark = "*" if t["number"] in front else ""
-        print(f"{t['number']:>5}  {_short(t['params']):<34} {t['metrics'][args.x]:>14.4f} {t['metrics'][args.y]:>10.4f}  {mark}")
+        print(
+            f"{t['number']:>5}  {_short(t['params']):<34} {t['metrics'][args.x]:>14.4f} {t['metrics'][args.y]:>10.4f}  {mark}"
+        )
     for t in record["trials"]:
         if t["state"] != "complete":
             print(f"{t['number']:>5}  {_short(t['params']):<34} {t['state']}")

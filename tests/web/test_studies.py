@@ -200,7 +200,11 @@ def test_trials_are_child_runs_of_the_study_and_hopeless_ones_are_pruned(
     assert study.status == "completed" and study.mlflow_run_id
     trials = {t.params["training.learning_rate"]: t for t in StudyTrial.objects.filter(study=study)}
     assert {lr: t.state for lr, t in trials.items()} == {
-        0.3: "complete", 0.25: "complete", 0.2: "complete", 0.00001: "pruned", 0.00002: "pruned"
+        0.3: "complete",
+        0.25: "complete",
+        0.2: "complete",
+        0.00001: "pruned",
+        0.00002: "pruned",
     }
     for lr in (0.00001, 0.00002):
         pruned = trials[lr]
@@ -213,3 +217,25 @@ def test_trials_are_child_runs_of_the_study_and_hopeless_ones_are_pruned(
     )
     assert sorted(r.info.run_id for r in children) == sorted(t.experiment.mlflow_run_id for t in trials.values())
     assert client.get_run(study.mlflow_run_id).info.status == "FINISHED"
+
+
+def test_another_organisation_sees_none_of_a_study(tenant: Tenant, setup_experiment) -> None:
+    """The study, its live panel, its promote action and the experiment's "tune this" are 404 to others; the owner
+    sees the study page and the queued trials."""
+    from django.test import Client
+
+    from tandem.web.experiments.models import Experiment
+
+    base = Experiment.objects.get(pk=setup_experiment(tenant)["id"])
+    study = _study(tenant, base, params=["model.dropout=0,0.1"], objectives=["recall_at_10:max"], sampler="grid")
+    owner, other = Client(), Client()
+    owner.force_login(tenant.user)
+    other.force_login(make_tenant("Globex").user)
+    page = owner.get(f"/studies/{study.pk}/")
+    assert page.status_code == 200 and page.content.count(b'data-trial="') == 2
+    assert owner.get("/dashboard/").content.count(f'data-study="{study.pk}"'.encode()) == 1
+    for path in (f"/studies/{study.pk}/", f"/studies/{study.pk}/live/", f"/experiments/{base.pk}/tune/"):
+        assert other.get(path).status_code == 404, path
+    assert other.post(f"/studies/{study.pk}/trials/0/promote/").status_code == 404
+    assert study.name.encode() not in other.get("/studies/").content
+    assert study.name.encode() in owner.get("/studies/").content

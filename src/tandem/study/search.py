@@ -8,8 +8,10 @@ lock), so the budget is exact and a grid point is never taken twice; run it; tel
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -57,7 +59,7 @@ class _Grid(optuna.samplers.GridSampler):
         pass
 
 
-def make_sampler(name: str, space: Space, n_objectives: int, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, space: Space, seed: int) -> optuna.samplers.BaseSampler:
     """Optuna's grid, random, TPE (multi-objective when there are several objectives) or NSGA-II sampler."""
     if name == "grid":
         return _Grid(space.grid(), seed=seed)
@@ -65,7 +67,7 @@ def make_sampler(name: str, space: Space, n_objectives: int, seed: int) -> optun
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=n_objectives > 1)
+    return optuna.samplers.TPESampler(seed=seed)  # several objectives: Optuna's multi-objective TPE
 
 
 def make_pruner(name: str, startup_trials: int) -> optuna.pruners.BasePruner:
@@ -85,10 +87,25 @@ def storage(url: str, *, heartbeat: bool = True) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {"poolclass": NullPool}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
-    beats = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS} if heartbeat else {}
+    if not heartbeat:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    with _heartbeat_warnings_off():
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+        )
+
+
+@contextlib.contextmanager
+def _heartbeat_warnings_off() -> Iterator[None]:
+    """Optuna calls its heartbeat experimental, and meant for `optimize`; here it serves ask-and-tell.
+
+    Only the heartbeat's users (the CLI's workers) pass through here: warning filters are process-wide, and a
+    threaded server changing them from several threads at once would drop one thread's filter.
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat is marked experimental
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beats)
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
 
 
 def open_study(
@@ -104,16 +121,14 @@ def open_study(
     seed: int = 0,
 ) -> optuna.Study:
     """Create the study, or load it when it exists (another worker of the same study)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # multivariate TPE is marked experimental
-        return optuna.create_study(
-            storage=storage(url, heartbeat=heartbeat),
-            study_name=name,
-            directions=[o.direction for o in objectives],
-            sampler=make_sampler(sampler, space, len(objectives), seed),
-            pruner=make_pruner(pruner, startup_trials),
-            load_if_exists=True,
-        )
+    return optuna.create_study(
+        storage=storage(url, heartbeat=heartbeat),
+        study_name=name,
+        directions=[o.direction for o in objectives],
+        sampler=make_sampler(sampler, space, seed),
+        pruner=make_pruner(pruner, startup_trials),
+        load_if_exists=True,
+    )
 
 
 def claim(study: optuna.Study, space: Space, budget: int) -> optuna.Trial | None:
@@ -121,23 +136,22 @@ def claim(study: optuna.Study, space: Space, budget: int) -> optuna.Trial | None
 
     Call it holding the study's lock: counting and asking must not interleave with another worker's.
     """
-    fail_stale(study)
+    beating = is_heartbeat_enabled(study._storage)
+    if beating:
+        fail_stale(study)
     if len(study.get_trials(deepcopy=False)) >= budget:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        # Its heartbeat is this module's doing (heartbeat()), not optimize's.
-        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+    if not beating:
+        return study.ask(space.distributions())
+    with _heartbeat_warnings_off():
         trial = study.ask(space.distributions())
-    if is_heartbeat_enabled(study._storage):
-        study._storage.record_heartbeat(trial._trial_id)  # alive from the start, not from its first beat
+    study._storage.record_heartbeat(trial._trial_id)  # alive from the start, not from its first beat
     return trial
 
 
 def fail_stale(study: optuna.Study) -> None:
     """Fail the running trials whose heartbeat went stale: their worker died."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
+    with _heartbeat_warnings_off():
         optuna.storages.fail_stale_trials(study)
 
 

@@ -5,13 +5,14 @@ a trial's page, and "promote the best". Screenshots go to test-output/screenshot
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from tests.study.test_pareto import non_dominated
 from tests.web.conftest import Tenant, Workers
-from tests.web.pages.test_browser import Screens, _sign_in, _wait_until
+from tests.web.pages.test_browser import Screens, _sign_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -48,11 +49,10 @@ def test_tune_this_then_watch_the_study_and_promote_the_best(
     page.goto(f"/studies/{study.pk}/")
     workers.start()
     workers.start()
-    _wait_until(page, "document.querySelector('#trial-counts') && /[1-9] running/.test("
-                      "document.querySelector('#trial-counts').textContent)", timeout=120)  # fmt: skip
+    # Locators, not page scripts: the page reloads itself when the study ends.
+    page.locator("#trial-counts", has_text=re.compile(r"[1-9] running")).wait_for(timeout=120_000)
     shot(page, "study-live")
-    _wait_until(page, "document.querySelector('#status') && document.querySelector('#status').textContent"
-                      ".trim() === 'Completed'", timeout=200)  # fmt: skip
+    page.locator("#status", has_text="Completed").wait_for(timeout=200_000)
     page.wait_for_selector("canvas[data-chart=study-pareto]")
     page.wait_for_timeout(500)  # the charts draw
     shot(page, "study-completed")
@@ -78,6 +78,7 @@ def test_tune_this_then_watch_the_study_and_promote_the_best(
     page.mouse.click(box["x"] + spot[0], box["y"] + spot[1])
     page.wait_for_url(f"**{first['url']}")
     assert page.locator("#status").text_content().strip() == "Completed"
+    assert page.locator("#study-link").get_attribute("href") == f"/studies/{study.pk}/"
     shot(page, "trial-experiment")
     page.go_back()
     page.wait_for_selector("#promote-best")

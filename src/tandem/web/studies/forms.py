@@ -19,7 +19,7 @@ SUGGESTED = {
 
 class StudyForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
-    params = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="One per line: path=a,b,c · "
+    params = forms.CharField(label="Searched fields", widget=forms.Textarea(attrs={"rows": 4}), help_text="One per line: path=a,b,c · "
                              "path=lo:hi:step · path=lo:hi · path=log:lo:hi")  # fmt: skip
     objectives = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
                                  help_text="One per line: a metric and max or min; two or more give a Pareto front")  # fmt: skip

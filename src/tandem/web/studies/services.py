@@ -332,10 +332,16 @@ def importances(study: Study) -> dict[str, float]:
     complete = [t for t in ostudy.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2 or len(study.params) < 1:
         return {}
+    # Importances of the first objective: a one-objective copy in memory (Optuna's evaluator takes no target
+    # without warning, and warning filters are no thing to change in a threaded server).
+    first = optuna.create_study(direction=ostudy.directions[0])
+    for t in complete:
+        first.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.values[0]))
     try:
-        return optuna.importance.get_param_importances(ostudy, target=lambda t: t.values[0])
+        found = optuna.importance.get_param_importances(first)
     except (RuntimeError, ValueError, ZeroDivisionError):  # every value equal, or one distinct point
         return {}
+    return {name: float(value) for name, value in found.items()}
 
 
 def promote(trial: StudyTrial, user: AbstractBaseUser | None) -> tuple[FeatureConfig, ModelConfig]:

@@ -51,14 +51,19 @@ def _context(study: Study) -> dict:
     trials = list(study.trials.select_related("experiment"))
     objectives = parse_objectives(list(study.objectives))
     front = services.pareto(study)
-    paths = [p.split("=", 1)[0] for p in study.params]
+    space = services.space_of(study)
+    paths = [p.path for p in space.params]
+    searched = [p.path for p in space.params if len(p.grid() or [None, None]) > 1]
     counts = {state: sum(t.state == state for t in trials) for state in ("running", "complete", "pruned", "failed")}
     return {
         "study": study, "trials": trials, "front": front, "best": services.best_trial(study), "objectives": objectives, "counts": counts,
         "pareto_chart": charts.pareto_chart(trials, objectives, front),
         "best_chart": charts.best_so_far_chart(trials, objectives[0]),
-        "importance_chart": charts.importance_chart(services.importances(study), objectives[0]),
-        "slice_charts": charts.slice_charts(trials, objectives[0], paths), "paths": paths,
+        "importance_chart": charts.importance_chart(
+            {k: v for k, v in services.importances(study).items() if k in searched}, objectives[0]
+        ),
+        "slice_charts": charts.slice_charts(trials, objectives[0], searched), "paths": paths,
+        "finished": len(trials) - counts["running"],
         "single": {t.number for t in trials if charts.single_task(t)},
     }  # fmt: skip
 
