@@ -326,11 +326,10 @@ def best_trial(study: Study) -> int | None:
     return best_number(optuna_study(study))
 
 
-def importances(study: Study) -> dict[str, float]:
+def importances(ostudy: optuna.Study) -> dict[str, float]:
     """Optuna's parameter importances for the first objective ({} until two trials with different values)."""
-    ostudy = optuna_study(study)
     complete = [t for t in ostudy.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(complete) < 2 or len(study.params) < 1:
+    if len(complete) < 2:
         return {}
     # Importances of the first objective: a one-objective copy in memory (Optuna's evaluator takes no target
     # without warning, and warning filters are no thing to change in a threaded server).

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from tandem.study.objectives import parse_objectives
+from tandem.study.record import best_number, pareto_numbers
 from tandem.web.accounts.auth import Actor
 from tandem.web.errors import ApiError
 from tandem.web.experiments.models import Experiment
@@ -50,17 +51,18 @@ def study_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def _context(study: Study) -> dict:
     trials = list(study.trials.select_related("experiment"))
     objectives = parse_objectives(list(study.objectives))
-    front = services.pareto(study)
+    ostudy = services.optuna_study(study)
+    front = pareto_numbers(ostudy)
     space = services.space_of(study)
     paths = [p.path for p in space.params]
     searched = [p.path for p in space.params if len(p.grid() or [None, None]) > 1]
     counts = {state: sum(t.state == state for t in trials) for state in ("running", "complete", "pruned", "failed")}
     return {
-        "study": study, "trials": trials, "front": front, "best": services.best_trial(study), "objectives": objectives, "counts": counts,
+        "study": study, "trials": trials, "front": front, "best": best_number(ostudy), "objectives": objectives, "counts": counts,
         "pareto_chart": charts.pareto_chart(trials, objectives, front),
         "best_chart": charts.best_so_far_chart(trials, objectives[0]),
         "importance_chart": charts.importance_chart(
-            {k: v for k, v in services.importances(study).items() if k in searched}, objectives[0]
+            {k: v for k, v in services.importances(ostudy).items() if k in searched}, objectives[0]
         ),
         "slice_charts": charts.slice_charts(trials, objectives[0], searched), "paths": paths,
         "finished": len(trials) - counts["running"],
