@@ -9,6 +9,7 @@ data without timestamps counts each row as an order, and the row position stands
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from tandem.data.prepare import ORDERS, TS
 @dataclass(frozen=True)
 class PurchaseHistory:
     """Training purchases grouped by buyer (CSR): buyer b's pairs are entries indptr[b]:indptr[b + 1],
-    ordered by product index."""
+    ordered by product index. Never changed: the pair keys and the ranking are computed once."""
 
     indptr: np.ndarray  # [n_buyers + 1] int64
     product: np.ndarray  # [P] int64 product index of each pair
@@ -38,16 +39,24 @@ class PurchaseHistory:
 
     def bought(self, buyers: np.ndarray, products: np.ndarray) -> np.ndarray:
         """[n] bool: whether each (buyer, product) pair was bought in training."""
-        keys = self.buyer * self.n_products + self.product  # sorted: grouped by buyer, products ascending
+        keys = self._keys
         wanted = np.asarray(buyers, np.int64) * self.n_products + np.asarray(products, np.int64)
         at = np.searchsorted(keys, wanted)
         return (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted) if len(keys) else at < 0
 
+    @cached_property
+    def _keys(self) -> np.ndarray:
+        """[P] buyer * n_products + product, sorted: grouped by buyer, products ascending."""
+        return self.buyer * self.n_products + self.product
+
     def ranked(self) -> tuple[np.ndarray, np.ndarray]:
         """Each buyer's products, most orders first, then the latest order first, then by product index:
         CSR (indptr, products) with the same indptr."""
-        order = np.lexsort((self.product, -self.last, -self.orders, self.buyer))
-        return self.indptr, self.product[order]
+        return self.indptr, self._ranked
+
+    @cached_property
+    def _ranked(self) -> np.ndarray:
+        return self.product[np.lexsort((self.product, -self.last, -self.orders, self.buyer))]
 
 
 def purchase_history(

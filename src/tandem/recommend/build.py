@@ -16,6 +16,7 @@ from tandem.errors import Problem, SpecError
 from tandem.evaluation.ease_fit import fit_ease
 from tandem.recommend.candidates import Neighbours
 from tandem.recommend.orders import OrderLog
+from tandem.recommend.pair_features import PairStats
 from tandem.recommend.ranker import train_ranker
 from tandem.recommend.ranker_graph import Ranker
 from tandem.recommend.two_stage import TwoStage, candidate_table
@@ -81,7 +82,8 @@ def train_two_stage(
         buyers = np.unique(label_keys // log.n_products)
         if len(buyers) > settings.max_train_buyers:
             buyers = np.sort(rng.choice(buyers, settings.max_train_buyers, replace=False))
-        table = candidate_table(before, _neighbours(before, settings), int(start), horizon, category, buyers, settings)
+        stats = PairStats.of(before, int(start), horizon, category)
+        table = candidate_table(before, _neighbours(before, settings), stats, buyers, settings)
         rows, products, features = table
         keys = buyers[rows] * log.n_products + products
         labels = np.isin(keys, label_keys).astype(np.float32)

@@ -2,12 +2,14 @@
 
 Pair features need more than aggregated pairs (when a product was first bought, how often, how recently), so
 the log keeps one entry per distinct (buyer, product, time) order. `as_of(t)` gives the log a buyer had at
-time t, which is how the ranker is trained on the training period alone.
+time t, which is how the ranker is trained on the training period alone. A log never changes, so its pair keys
+and purchase history are computed once (a served recommender reads them on every request).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -47,11 +49,19 @@ class OrderLog:
 
     def pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted distinct buyer * n_products + product keys, each order's position among them)."""
+        return self._pair_keys
+
+    @cached_property
+    def _pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         keys = self.buyer * self.n_products + self.product
         return np.unique(keys, return_inverse=True)
 
     def history(self) -> PurchaseHistory:
         """The log as a purchase history: order counts and the latest order of every pair."""
+        return self._history
+
+    @cached_property
+    def _history(self) -> PurchaseHistory:
         keys, inverse = self.pair_keys()
         orders = np.bincount(inverse, minlength=len(keys)).astype(np.int64)
         last = np.zeros(len(keys), np.int64)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from tandem.evaluation.baselines import merge_lists, popularity_order
 from tandem.recommend.candidates import CANDIDATE_FEATURES, Neighbours, candidates
 from tandem.recommend.orders import OrderLog
-from tandem.recommend.pair_features import HISTORY_FEATURES, pair_features
+from tandem.recommend.pair_features import HISTORY_FEATURES, PairStats
 from tandem.recommend.ranker_graph import Ranker
 from tandem.spec import RecommendSpec
 
@@ -26,19 +27,14 @@ BUYER_BLOCK = 2048
 
 
 def candidate_table(
-    log: OrderLog,
-    neighbours: Neighbours,
-    as_of: int,
-    horizon: float,
-    category: np.ndarray,
-    buyers: np.ndarray,
-    settings: RecommendSpec,
+    log: OrderLog, neighbours: Neighbours, stats: PairStats, buyers: np.ndarray, settings: RecommendSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row into buyers, product, [n, len(FEATURES)] features) of every candidate of `buyers`."""
+    """(row into buyers, product, [n, len(FEATURES)] features) of every candidate of `buyers`; stats: the
+    log's `PairStats` (as of the time the lists are for)."""
     rows, products, source_features = candidates(
         log, neighbours, buyers, n_history=settings.history, n_ease=settings.ease, n_popularity=settings.popularity
     )
-    history = pair_features(log, as_of, horizon, buyers[rows], products, category)
+    history = stats.features(buyers[rows], products)
     return rows, products, np.concatenate([history, source_features], axis=1)
 
 
@@ -55,6 +51,11 @@ class TwoStage:
     ranker: Ranker
     report: dict[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def stats(self) -> PairStats:
+        """The log's aggregates as of `as_of`, computed once: a request only looks its pairs up."""
+        return PairStats.of(self.log, self.as_of, self.horizon, self.category)
+
     def lists(self, buyers: np.ndarray, k: int, *, explore: bool = False) -> np.ndarray:
         """[len(buyers), k] product indices, best first, filled with popular products after the candidates;
         explore leaves out each buyer's past products."""
@@ -64,9 +65,7 @@ class TwoStage:
         out = np.full((len(buyers), k), -1, np.int64)
         for s in range(0, len(buyers), BUYER_BLOCK):
             block = buyers[s : s + BUYER_BLOCK]
-            rows, products, features = candidate_table(
-                self.log, self.neighbours, self.as_of, self.horizon, self.category, block, self.settings
-            )
+            rows, products, features = candidate_table(self.log, self.neighbours, self.stats, block, self.settings)
             score = self.ranker.score(features)
             if explore:
                 kept = ~history.bought(block[rows], products)
