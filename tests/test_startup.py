@@ -1,6 +1,6 @@
 """Start-up: each command imports what it needs when it needs it. `validate`, `init`, `serve` and `recommend` run
-without torch. Each command runs in a fresh process, which reports the heavy modules it holds once the command's
-work is done."""
+without torch, and training never loads `torch._dynamo` (about a second of a small run). Each command runs in a
+fresh process, which reports the heavy modules it holds once the command's work is done."""
 
 from __future__ import annotations
 
@@ -81,3 +81,10 @@ def test_serve_and_recommend_start_without_torch(case, tmp_path):
     assert loaded_after("recommend", case.bundle, "--buyers", buyers, "--out", out, "--k", "3", cwd=tmp_path) == []
     assert out.exists()
     assert loaded_after("--serve", "serve", case.bundle, "--port", str(_free_port()), cwd=tmp_path) == []
+
+
+def test_training_never_loads_the_compiler(synthetic_spec_path, tmp_path):
+    """A whole `tandem train`, bundle export included, runs eagerly without importing torch._dynamo."""
+    loaded = loaded_after("train", synthetic_spec_path, "--out", tmp_path / "run", "--quiet", cwd=tmp_path)
+    assert loaded == ["torch"]
+    assert (tmp_path / "run" / "bundle" / "manifest.json").exists()

@@ -19,7 +19,7 @@ from tandem.models.two_tower import Batch, TwoTowerModel
 from tandem.spec import ExperimentSpec
 from tandem.training.dataset import EncodedData, SplitRows
 from tandem.training.distributed import from_rank_zero, global_candidates, shard, sum_gradients, sum_values, world
-from tandem.training.optim import make_optimizers
+from tandem.training.optim import CosineSchedule, make_optimizers
 from tandem.training.stats import weight_statistics
 
 
@@ -100,11 +100,7 @@ def train(
     n, bs = len(rows), t.batch_size
     steps = math.ceil(n / bs)
     total_steps = steps * t.epochs
-    schedulers = (
-        [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total_steps) for o in optimizers]
-        if t.lr_schedule == "cosine"
-        else []
-    )
+    schedulers = [CosineSchedule(o, total_steps) for o in optimizers] if t.lr_schedule == "cosine" else []
     log_q = data.log_q.to(device) if spec.model.logq_correction else None
     m = spec.model
     catalog = (
@@ -136,7 +132,7 @@ def train(
             batch.share, batch.gather_candidates = len(own) / len(idx), gather
             loss, parts = model.compute_loss(batch)
             for o in optimizers:
-                o.zero_grad(set_to_none=True)
+                o.zero_grad()
             loss.backward()
             if ranks > 1:
                 sum_gradients(model)
