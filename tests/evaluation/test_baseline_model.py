@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from tandem.data.prepare import load_interactions
 from tandem.evaluation.baseline_model import BaselineModel, prune
 from tandem.evaluation.baselines import Ease
 from tandem.evaluation.evaluate import SplitPairs
@@ -43,10 +45,6 @@ def trained(request, lines_path: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _pandas(result: RunResult, lines_path: Path) -> dict[str, dict]:
-    import pandas as pd
-
-    from tandem.data.prepare import load_interactions
-
     interactions = load_interactions(result.spec)
     return _expected_lists(
         pd.read_csv(lines_path), result.data, interactions.frame, interactions.train, cutoff=CUTOFF, k=10, n_ease=25
@@ -87,6 +85,25 @@ def test_the_bundle_serves_the_pandas_lists(trained, lines_path: Path) -> None:
     cold = recommender.retrieve(bundle, [{"buyer": "nobody"}], 3, [[]])[0]
     assert cold["fallback"] == "popularity"
     assert cold["product_ids"] == bundle.product_ids[bundle.popular_rows[:3]].tolist()
+
+
+def test_batch_recommend_writes_the_pandas_lists(trained, lines_path: Path, tmp_path: Path) -> None:
+    """`tandem recommend` on a baseline bundle: known buyers get their lists, an unknown one the most popular."""
+    name, result, folder = trained
+    expected = _pandas(result, lines_path)[name]
+    ids = [str(b) for b in result.data.buyer_ids]
+    pd.DataFrame({"buyer": [*ids, "nobody"]}).to_csv(tmp_path / "buyers.csv", index=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem.cli", "recommend", str(folder), "--buyers", str(tmp_path / "buyers.csv"),
+         "--k", "10", "--out", str(tmp_path / "out.parquet"), "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{len(ids)} known buyer(s) given the {name} model's lists" in done.stdout
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    served = {b: g.sort_values("rank")["product_id"].tolist() for b, g in out.groupby("buyer")}
+    assert {b: served[b] for b in ids} == {b: result.data.product_ids[expected[b]].tolist() for b in ids}
+    assert (out[out["buyer"] == "nobody"]["fallback"] == "popularity").all()
 
 
 def test_a_pruned_ease_is_served_as_it_was_evaluated(lines_path: Path, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_batch_output_equals_retrieve_per_buyer(
     bundle = bundles("multitask")
     out = tmp_path / "recs.parquet"
     counts = recommend_file(bundle, buyers_file, out, k=5, chunk_rows=10)
-    assert counts == {"buyers": 38, "rows": 38 * 5, "fallbacks": 1}
+    assert counts == {"buyers": 38, "rows": 38 * 5, "fallbacks": 1, "listed": 0}
     assert pq.ParquetFile(out).num_row_groups == 4  # streamed: 10 + 10 + 10 + 8 buyers
     recs = pd.read_parquet(out)
     assert list(recs.columns) == ["buyer", "rank", "product_id", "score", "fallback"]

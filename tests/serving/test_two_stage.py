@@ -87,7 +87,8 @@ def test_batch_recommend_writes_the_evaluated_lists(case: Case, bundle: Bundle, 
     evaluated = _evaluated(case)
     buyers = tmp_path / "buyers.csv"
     pd.DataFrame({"buyer": [*sorted(evaluated), "nobody"]}).to_csv(buyers, index=False)
-    recommend_file(bundle, buyers, tmp_path / "out.parquet", k=K, chunk_rows=7)
+    counts = recommend_file(bundle, buyers, tmp_path / "out.parquet", k=K, chunk_rows=7)
+    assert (counts["listed"], counts["fallbacks"]) == (len(evaluated), 1)
     out = pd.read_parquet(tmp_path / "out.parquet")
     served = {b: g.sort_values("rank")["product_id"].tolist() for b, g in out.groupby("buyer")}
     assert {b: served[b] for b in evaluated} == evaluated

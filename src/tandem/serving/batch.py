@@ -112,9 +112,10 @@ def _chunk_table(
 
 def _chunk_hits(
     bundle: Bundle, raw: dict[str, np.ndarray], batch: pa.RecordBatch, key: str | None, k: int, exclude: list
-) -> tuple[list, list[str | None]]:
-    """(scores, catalog rows) and the fallback of each buyer of a chunk: the bundle's lists (second stage or
-    baseline) for the buyers they know (no scores), the first stage's retrieval or popularity for the others."""
+) -> tuple[list, list[str | None], int]:
+    """(scores, catalog rows) and the fallback of each buyer of a chunk, and how many got the bundle's lists
+    (second stage or baseline: the buyers they know, no scores); the others get the first stage's retrieval or
+    popularity."""
     n = batch.num_rows
     ids = batch.column(key).to_numpy(zero_copy_only=False) if key is not None else [None] * n
     second = listed_rows(bundle, ids, k, exclude)
@@ -131,7 +132,7 @@ def _chunk_hits(
         for i in rest:
             fallbacks[i] = "popularity"
     first = iter(hits)
-    return [next(first) if rows is not None else next(found) for rows in second], fallbacks
+    return [next(first) if rows is not None else next(found) for rows in second], fallbacks, len(hits)
 
 
 def recommend_file(
@@ -149,7 +150,8 @@ def recommend_file(
 
     purchases: a file of past (buyer, product) rows to exclude, with the spec's buyer_id and product_id columns,
     or "spec" for the transactions file the bundle's spec names. shard (i, n): only the i-th of n consecutive parts
-    of the buyers file (0-based), so that n processes share the work; the `row` column stays the file's row. Returns counts (buyers, rows, fallbacks).
+    of the buyers file (0-based), so that n processes share the work; the `row` column stays the file's row.
+    Returns counts (buyers, rows, fallbacks, listed: buyers given the second stage's or baseline's lists).
     Raises TandemError when the files do not hold what is needed, and DataError when one cannot be read.
     """
     if RETRIEVAL not in bundle.manifest.signatures and TWO_STAGE not in bundle.manifest.signatures:
@@ -174,7 +176,7 @@ def recommend_file(
         rows = shard_rows(con.sql("SELECT count(*) FROM buyers").fetchall()[0][0], shard)
         total = rows[1] - rows[0]
         reader = con.sql(_query(con, bundle, columns, key, purchases, rows)).to_arrow_reader(chunk_rows)
-        counts = {"buyers": 0, "rows": 0, "fallbacks": 0}
+        counts = {"buyers": 0, "rows": 0, "fallbacks": 0, "listed": 0}
         schema = _schema(bundle, reader, key)
         writer = pq.ParquetWriter(str(out), schema)
         try:
@@ -187,12 +189,13 @@ def recommend_file(
                         c: batch.column(c).to_numpy(zero_copy_only=False) for c in bundle.buyer_columns if c in columns
                     }
                     bought = [ids or [] for ids in batch.column("__bought").to_pylist()]
-                    hits, fallbacks = _chunk_hits(bundle, raw, batch, key, k, exclusion_rows(bundle, bought))
+                    hits, fallbacks, listed = _chunk_hits(bundle, raw, batch, key, k, exclusion_rows(bundle, bought))
                     table = _chunk_table(schema, bundle, batch, key, hits, fallbacks)
                     writer.write_table(table)
                     counts["buyers"] += n
                     counts["rows"] += table.num_rows
                     counts["fallbacks"] += sum(f is not None for f in fallbacks)
+                    counts["listed"] += listed
                     bar.update(n)
         finally:
             writer.close()

@@ -55,9 +55,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         args.exclude_purchased, args.exclude_purchased
     )
     excluded = f" (past purchases in {source} excluded)" if source else ""
+    listed = ""
+    if bundle.lists is not None:
+        lists = "the second stage's" if bundle.manifest.second_stage else f"the {bundle.manifest.model_type} model's"
+        listed = f"; {counts['listed']} known buyer(s) given {lists} lists"
     print(
         f"wrote {args.out}: {counts['rows']} rows for {counts['buyers']} buyers{excluded}; "
-        f"{counts['fallbacks']} buyer(s) served by a fallback"
+        f"{counts['fallbacks']} buyer(s) served by a fallback{listed}"
     )
     return 0
 
