@@ -115,7 +115,8 @@ def _train_process(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(_format_table(result.metrics))
     print(_format_lifts(result.metrics))
-    print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml, model/ and bundle/")
+    folders = "model/ and bundle/" if result.trained is not None else "bundle/"  # a baseline model has no towers
+    print(f"wrote {out}/metrics.json, history.json, weight_stats.json, spec.yaml, {folders}")
     return 0
 
 

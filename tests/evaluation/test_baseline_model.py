@@ -118,6 +118,18 @@ def test_a_pruned_ease_is_served_as_it_was_evaluated(lines_path: Path, tmp_path:
     assert served == result.data.product_ids[evaluated[evaluated >= 0]].tolist()
 
 
+def test_tandem_train_writes_a_baseline_bundle_without_a_model_folder(lines_path: Path, tmp_path: Path) -> None:
+    spec = _spec(lines_path, aggregate=False)
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"type": "buy_again"})})
+    (tmp_path / "spec.yaml").write_text(spec.to_yaml(), encoding="utf-8")
+    command = [sys.executable, "-m", "tandem.cli", "train", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "buy_again model trained" in done.stdout and "spec.yaml, bundle/" in done.stdout
+    assert (tmp_path / "run" / "bundle" / "baseline" / "baseline.npz").is_file()
+    assert not (tmp_path / "run" / "model").exists()
+
+
 def test_prune_keeps_each_columns_largest_weights() -> None:
     weights = np.array([[0, 5, -1, 2], [3, 0, 4, -2], [1, 2, 0, 7], [-3, 1, 6, 0]], dtype=np.float32)
     kept = prune(Ease(products=np.arange(4), weights=weights), 2).weights
