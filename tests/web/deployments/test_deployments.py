@@ -62,6 +62,17 @@ def _top(bundle: Bundle, k: int) -> list[Any]:
     return recommender.retrieve(bundle, [BUYER], k, [[]])[0]["product_ids"]
 
 
+def _until_running(tenant: Tenant, deployment_id: int) -> dict[str, Any]:
+    """Poll the deployment as the pages do until its server answers (a deploy returns while it starts)."""
+
+    def running() -> dict[str, Any] | None:
+        body = tenant.client.get(f"/api/deployments/{deployment_id}").json()
+        assert body["status"] in ("starting", "running"), body
+        return body if body["status"] == "running" else None
+
+    return wait_for(running, 60, "the model server to answer its health check")
+
+
 def _try(page: Client, experiment: Experiment, **data: Any) -> Any:
     response = page.post(f"/experiments/{experiment.pk}/try/", {"buyer_0": "b1", **data}, **HX)
     assert response.status_code == 200
@@ -74,9 +85,14 @@ def test_deploy_serves_the_bundle_and_try_it_answers_as_the_in_process_recommend
 ) -> None:
     experiment = completed(acme)
     response = page.post(f"/experiments/{experiment.pk}/deploy/", **HX)
-    assert response.status_code == 200 and 'data-deployment="running"' in response.content.decode()
+    # The request returns while the server loads; the panel polls until it answers.
+    panel = response.content.decode()
+    assert response.status_code == 200 and 'data-deployment="starting"' in panel and 'hx-trigger="every 2s"' in panel
     deployment = Deployment.objects.get(experiment=experiment)
     servers.add(deployment.pid)
+    _until_running(acme, deployment.pk)
+    assert 'data-deployment="running"' in page.get(f"/experiments/{experiment.pk}/deployment/").content.decode()
+    deployment.refresh_from_db()
     assert deployment.status == Status.RUNNING and deployment.organisation == acme.organisation
     assert deployment.host == "127.0.0.1"
     assert _listening_on(deployment.port) == {"0100007F"}  # 127.0.0.1 only, no IPv6 or wildcard address
@@ -174,10 +190,11 @@ def test_a_second_deploy_reuses_the_live_server_and_stop_or_deletion_ends_the_pr
 ) -> None:
     experiment = completed(acme)
     first = acme.post("/api/deployments", {"experiment": experiment.pk})
-    assert first.status_code == 201 and first.json()["status"] == "running", first.content
-    again = acme.post("/api/deployments", {"experiment": experiment.pk})
-    assert again.status_code == 200 and again.json() == first.json()
+    assert first.status_code == 201 and first.json()["status"] == "starting", first.content
     pid = servers.add(first.json()["pid"])
+    running = _until_running(acme, first.json()["id"])
+    again = acme.post("/api/deployments", {"experiment": experiment.pk})
+    assert again.status_code == 200 and again.json() == running
 
     # A server that died is reported failed, and the next deploy starts a new one.
     os.kill(pid, signal.SIGKILL)
@@ -189,8 +206,9 @@ def test_a_second_deploy_reuses_the_live_server_and_stop_or_deletion_ends_the_pr
     failed = wait_for(reported_failed, 10, "the killed server to be reported failed")
     assert "The model server exited." in failed["error"] and _gone(pid)
     second = acme.post("/api/deployments", {"experiment": experiment.pk}).json()
-    assert second["status"] == "running" and second["id"] != first.json()["id"]
+    assert second["id"] != first.json()["id"]
     pid = servers.add(second["pid"])
+    _until_running(acme, second["id"])
 
     stopped = acme.post(f"/api/deployments/{second['id']}/stop")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped" and _gone(pid)
@@ -199,6 +217,7 @@ def test_a_second_deploy_reuses_the_live_server_and_stop_or_deletion_ends_the_pr
     third = acme.post("/api/deployments", {"experiment": experiment.pk})
     assert third.status_code == 201
     pid = servers.add(third.json()["pid"])
+    _until_running(acme, third.json()["id"])
     listed = acme.client.get(f"/api/deployments?experiment={experiment.pk}").json()
     assert [d["status"] for d in listed["items"]] == ["running", "stopped", "failed"]
     assert acme.client.delete(f"/api/experiments/{experiment.pk}").status_code == 204

@@ -53,7 +53,7 @@ def _get(request: HttpRequest, deployment_id: int) -> Deployment:
 @router.post(
     "",
     response={200: DeploymentOut, 201: DeploymentOut},
-    summary="Deploy an experiment: 201 with a new server, 200 with the live one it already has",
+    summary="Deploy an experiment: 201 with a new server (starting: poll it until running), 200 with the live one",
 )
 def deploy(request: HttpRequest, payload: DeploymentIn) -> Status:
     experiment = get_object_or_404(Experiment.objects.of(request.auth.organisation), pk=payload.experiment)

@@ -44,7 +44,7 @@ from tandem.web.experiments.models import Status as ExperimentStatus
 HOST = "127.0.0.1"
 REQUESTS = {"retrieve": RetrieveRequest, "rank": RankRequest, "recommend": RecommendRequest}
 ENDPOINTS = tuple(REQUESTS)
-START_SECONDS = 15.0  # how long deploy() waits for the first healthy answer (a server loads in 2-5 s)
+START_SECONDS = 15.0  # how long a deployment may go without a process (another request is spawning it)
 STOP_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 HEALTH_SECONDS = 1.0
 REQUEST_SECONDS = 10.0
@@ -121,9 +121,9 @@ def latest(experiment: Experiment) -> Deployment | None:
 def deploy(experiment: Experiment) -> tuple[Deployment, bool]:
     """Serve the experiment's bundle: (its live deployment, False) when there is one, else (a new one, True).
 
-    A new server is waited for up to START_SECONDS; one still loading after that stays "starting" and `refresh`
-    sees it come up. Raises NotDeployable, and ServerUnavailable when the new server exits (the deployment is
-    kept, failed, with the end of the server's log).
+    A new server is started and not waited for (it loads in seconds, and no web thread is held meanwhile): the
+    deployment is "starting" until `refresh` (the pages poll it) sees it answer, or fails with the end of its
+    log if it exits. Raises NotDeployable, and ServerUnavailable when the process cannot be started.
     """
     bundle = bundle_folder(experiment)
     current = latest(experiment)
@@ -142,9 +142,6 @@ def deploy(experiment: Experiment) -> tuple[Deployment, bool]:
     except IntegrityError:  # another request started one a moment ago: that one serves this request too
         return Deployment.objects.get(experiment=experiment, status__in=LIVE), False
     _spawn(deployment)
-    deadline = time.monotonic() + START_SECONDS
-    while refresh(deployment).status == Status.STARTING and time.monotonic() < deadline:
-        time.sleep(0.1)
     if deployment.status == Status.FAILED:
         raise ServerUnavailable(deployment.error)
     return deployment, True
