@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -169,3 +170,29 @@ def test_train_prints_the_model_beside_the_best_baseline(trained_run):
         assert row[2:5] == [f"{metrics[key]:.4f}", best, f"{values[best]:.4f}"]
         lift = metrics[key] / values[best] if values[best] else None
         assert row[5] == (f"x{lift:.2f}" if lift is not None else "-")
+
+
+def test_a_csv_no_delimiter_fits_is_one_clear_error(tmp_path, write_synthetic_project, capsys):
+    """Rows of different widths: the file is named with the reason, not the header read as other columns."""
+    spec = write_synthetic_project(tmp_path)
+    lines = (tmp_path / "transactions.csv").read_text().splitlines()
+    lines[2] += ",extra"
+    lines[3] = lines[3].replace(",", ";")
+    (tmp_path / "transactions.csv").write_text("\n".join(lines) + "\n")
+    assert main(["validate", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "transactions.csv: the rows do not all have the same number of fields, so no delimiter fits" in err
+    assert "unknown column" not in err and "Traceback" not in err
+
+
+def test_a_non_numeric_target_value_drops_its_row_and_counts_it(tmp_path, write_synthetic_project, capsys):
+    """One "n/a" in the target column: that row is dropped and counted (the README's promise), the run goes on."""
+    spec = write_synthetic_project(tmp_path)
+    path = tmp_path / "transactions.csv"
+    frame = pd.read_csv(path)
+    frame["rating"] = frame["rating"].astype(object)
+    frame.loc[7, "rating"] = "n/a"
+    frame.to_csv(path, index=False)
+    assert main(["validate", str(spec)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"valid. {len(frame) - 1} rows" in out and "bad target: 1 rows dropped" in out

@@ -39,12 +39,14 @@ class DataFacts:
     """What is known about an experiment's data; None where it is not known (yet).
 
     `columns` maps each column a feature may read (after joins and aggregation) to its DuckDB type;
-    `n_products` is the catalog size; `time_range` the first and last timestamp, in Unix seconds.
+    `n_products` is the catalog size; `time_range` the first and last timestamp, in Unix seconds;
+    `mostly_numeric` the text columns most of whose values are numbers (see `sources.mostly_numbers`).
     """
 
     columns: Mapping[str, str] | None = None
     n_products: int | None = None
     time_range: tuple[int, int] | None = None
+    mostly_numeric: frozenset[str] = frozenset()
 
 
 def _unknown(column: str, columns: Mapping[str, str]) -> str:
@@ -79,7 +81,7 @@ def _columns_exist(features: FeaturesSpec, facts: DataFacts) -> list[Problem]:
     if target is not None:
         if target not in columns:
             problems.append(Problem("features.target", _unknown(target, columns)))
-        elif not is_numeric(columns[target]):
+        elif not is_numeric(columns[target]) and target not in facts.mostly_numeric:
             message = f"'{target}' is not numeric ({columns[target]}); the ranking target must be a number"
             problems.append(Problem("features.target", message))
     return problems

@@ -192,8 +192,36 @@ def upload_dataset(tenant: Tenant, files: dict[str, Path], name: str = "syntheti
     }
     with files["transactions"].open("rb") as tx, files["products"].open("rb") as pr:
         response = tenant.client.post("/api/datasets", {**data, "transactions": tx, "products": pr})
+    body = profiled(tenant, response)
+    assert body["status"] == "ready", body
+    return body
+
+
+def profiled(tenant: Tenant, response: Any) -> dict:
+    """An accepted upload (201, profiling) once its profiling task has run: the dataset's detail JSON."""
     assert response.status_code == 201, response.content
-    return response.json()
+    assert response.json()["status"] == "profiling", response.json()
+    run_profiling()
+    return tenant.client.get(f"/api/datasets/{response.json()['id']}").json()
+
+
+def run_profiling() -> list[str]:
+    """Run the queued dataset profiling tasks in this process, as `db_worker` runs them (for tests that start no
+    worker); returns the statuses they ended the datasets in."""
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    from tandem.web.datasets.tasks import profile_dataset
+
+    worker = Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
+                    max_tasks=None, worker_id="tests", excluded_queue_names=[])  # fmt: skip
+    ran = []
+    for result in DBTaskResult.objects.ready().filter(task_path=profile_dataset.module_path):
+        result.claim("tests")
+        worker.run_task(result)
+        result.refresh_from_db()
+        ran.append(result.return_value)
+    return ran
 
 
 def create_configs(tenant: Tenant, *, features: dict | None = None, model: dict | None = None) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from tandem.web.datasets.models import Dataset
 from tandem.web.deployments.models import Deployment, Status
 from tandem.web.experiments.models import Experiment
-from tests.web.conftest import Tenant, create_configs, upload_dataset
+from tests.web.conftest import Tenant, create_configs, profiled, upload_dataset
 
 pytestmark = pytest.mark.django_db
 
@@ -95,9 +95,8 @@ def test_a_wide_file_within_the_limit_is_profiled_in_batches(acme: Tenant, setti
     names = ["buyer", "product", *[f"c{i}" for i in range(298)]]
     rows = [",".join([f"b{r % 7}", f"p{r % 11}", *[str(r * (i + 1)) for i in range(298)]]) for r in range(50)]
     with peak_rss_growth() as peak:
-        response = _upload(acme, "wide.csv", (",".join(names) + "\n" + "\n".join(rows) + "\n").encode())
-    assert response.status_code == 201, response.content[:500]
-    columns = response.json()["profile"]["transactions"]["columns"]
+        body = profiled(acme, _upload(acme, "wide.csv", (",".join(names) + "\n" + "\n".join(rows) + "\n").encode()))
+    columns = body["profile"]["transactions"]["columns"]
     assert [c["name"] for c in columns] == names
     c9 = columns[2 + 9]  # values r * 10 for r in 0..49
     assert (c9["min"], c9["max"], c9["distinct"], c9["mean"]) == (0, 490, 50, pytest.approx(245.0))
@@ -106,7 +105,8 @@ def test_a_wide_file_within_the_limit_is_profiled_in_batches(acme: Tenant, setti
 
 
 def test_a_gzip_bomb_is_refused_by_its_expanded_size(acme: Tenant, settings, _media_root: Path) -> None:
-    """A small .csv.gz that expands past decompressed_bytes is refused naming the limit, in bounded memory."""
+    """A small .csv.gz that expands past decompressed_bytes fails its profiling naming the limit, in bounded
+    memory, and its files are removed."""
     settings.TANDEM_BUDGETS = {"decompressed_bytes": 4 * MiB}
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb") as gz:
@@ -116,9 +116,10 @@ def test_a_gzip_bomb_is_refused_by_its_expanded_size(acme: Tenant, settings, _me
     assert len(buffer.getvalue()) < MiB
     with peak_rss_growth() as peak:
         response = _upload(acme, "bomb.csv.gz", buffer.getvalue())
-    _refused(response, 422, "decompressed_bytes", "transactions")
+        assert response.status_code == 201  # the upload reads only the file's start and returns at once
+        body = profiled(acme, response)
+    assert body["status"] == "failed" and "decompressed_bytes" in body["error"], body
     assert peak[0] < RSS_BOUND, f"{peak[0] / MiB:.0f} MiB"
-    assert Dataset.objects.count() == 0
     _no_files_left(_media_root)
 
 
@@ -126,7 +127,8 @@ def test_rows_past_the_limit_are_refused(acme: Tenant, settings) -> None:
     """The row count is checked before the statistics."""
     settings.TANDEM_BUDGETS = {"rows": 10}
     content = b"buyer,product\n" + b"b,p\n" * 11
-    _refused(_upload(acme, "t.csv", content), 422, "rows", "transactions")
+    body = profiled(acme, _upload(acme, "t.csv", content))
+    assert body["status"] == "failed" and "the limit (rows) is 10" in body["error"], body
 
 
 def test_a_column_name_over_the_limit_is_refused_not_truncated(acme: Tenant) -> None:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tandem.web.datasets.models import Dataset
-from tests.web.conftest import Tenant, upload_dataset
+from tests.web.conftest import Tenant, profiled, upload_dataset
 
 pytestmark = pytest.mark.django_db
 
@@ -53,39 +53,42 @@ def test_an_upload_is_profiled_like_pandas_sees_it(acme: Tenant, synthetic_files
 
 def test_nulls_are_counted(acme: Tenant) -> None:
     csv = b"buyer,product,qty\nb1,p1,1\nb2,,\nb3,p2,3\n"
-    response = _upload(acme, {"transactions": ("t.csv", csv)})
-    assert response.status_code == 201, response.content
-    columns = {c["name"]: c for c in response.json()["profile"]["transactions"]["columns"]}
+    body = profiled(acme, _upload(acme, {"transactions": ("t.csv", csv)}))
+    columns = {c["name"]: c for c in body["profile"]["transactions"]["columns"]}
     assert columns["product"]["nulls"] == 1 and columns["qty"]["nulls"] == 1 and columns["qty"]["mean"] == 2.0
 
 
 def test_a_gzipped_csv_is_read(acme: Tenant) -> None:
     response = _upload(acme, {"transactions": ("t.csv.gz", gzip.compress(b"buyer,product\nb1,p1\nb2,p2\n"))})
-    assert response.status_code == 201, response.content
-    assert response.json()["row_count"] == 2
+    assert profiled(acme, response)["row_count"] == 2
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "fragment"),
+    ("name", "content", "fragment", "at_upload"),
     [
-        ("t.csv", b"", "empty"),
-        ("t.csv", b"buyer,product\n", "no data rows"),
-        ("t.csv", b"buyer,product\n1,2\n3,4,5\n6\n", "number of fields"),
-        ("t.parquet", b"PAR1 this is not parquet", "cannot be read as parquet"),
-        ("t.parquet", b"buyer,product\n1,2\n", "cannot be read as parquet"),
-        ("t.xlsx", b"buyer,product\n1,2\n", "neither CSV"),
-        ("t.csv", bytes(range(256)) * 40, "cannot be read as csv"),
-        ("t.csv", b"buyer,product\nb1,p\xff\xfe\n", "cannot be read as csv"),
+        ("t.csv", b"", "empty", True),
+        ("t.csv", b"buyer,product\n", "no data rows", False),
+        ("t.csv", b"buyer,product\n1,2\n3,4,5\n6\n", "number of fields", True),
+        ("t.parquet", b"PAR1 this is not parquet", "cannot be read as parquet", True),
+        ("t.parquet", b"buyer,product\n1,2\n", "cannot be read as parquet", True),
+        ("t.xlsx", b"buyer,product\n1,2\n", "neither CSV", True),
+        ("t.csv", bytes(range(256)) * 40, "cannot be read as csv", True),
+        ("t.csv", b"buyer,product\nb1,p\xff\xfe\n", "cannot be read as csv", True),
     ],
 )
 def test_a_malformed_or_empty_file_is_refused_and_leaves_nothing(
-    acme: Tenant, name: str, content: bytes, fragment: str
+    acme: Tenant, name: str, content: bytes, fragment: str, at_upload: bool
 ) -> None:
+    """What a sample of the file shows is refused at upload (422, no record); what only the whole file shows
+    (no data rows) fails the dataset in the background with the reason, and its files are removed."""
     response = _upload(acme, {"transactions": (name, content)})
-    assert response.status_code == 422, response.content
-    errors = response.json()["errors"]
-    assert fragment in " ".join(errors["transactions"])
-    assert Dataset.objects.count() == 0
+    if at_upload:
+        assert response.status_code == 422, response.content
+        assert fragment in " ".join(response.json()["errors"]["transactions"])
+        assert Dataset.objects.count() == 0
+    else:
+        body = profiled(acme, response)
+        assert body["status"] == "failed" and fragment in body["error"] and name in body["error"], body
     assert _media_files() == []
 
 
@@ -192,8 +195,7 @@ def test_reading_options_and_derived_columns_shape_the_profile(acme: Tenant) -> 
         timestamp_format="%m/%d/%Y",
         derived='[{"name": "unit_price", "expr": "PRICE / QTY"}]',
     )
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = profiled(acme, response)
     columns = {c["name"]: c for c in body["profile"]["transactions"]["columns"]}
     assert columns["DAY"]["type"] == "DATE" and columns["DAY"]["max"] == "2000-11-13"
     assert columns["CUSTOMER"]["type"] == "VARCHAR" and columns["CUSTOMER"]["min"] is None

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.web.conftest import FEATURES, MODEL, Tenant, Workers, make_tenant, wait_for
+from tests.web.conftest import FEATURES, MODEL, Tenant, Workers, make_tenant, run_profiling, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -62,6 +62,7 @@ def _dataset(api: Api, files: dict[str, Path]) -> int:
                   "timestamp_column": "ts", "products_key": "product"},
             files={"transactions": ("transactions.csv", tx), "products": ("products.parquet", pr)},
         )  # fmt: skip
+    assert run_profiling() == ["ready"]  # profiled here: these tests start their workers after queueing runs
     return body["id"]
 
 

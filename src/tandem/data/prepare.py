@@ -1,7 +1,7 @@
 """From files to clean, sampled, split interactions: joins, filters, aggregation, cleaning and splits in DuckDB.
 
-Rows that cannot be used (a missing id, an unreadable timestamp, a missing or NaN target) are dropped and
-counted in the report, never silently kept. Problems a user can fix (unknown or non-numeric columns, an empty
+Rows that cannot be used (a missing id, an unreadable timestamp, a missing, non-numeric or non-finite target)
+are dropped and counted in the report, never silently kept. Problems a user can fix (unknown or non-numeric columns, an empty
 sample, a split without test rows) are collected and raised together as one :class:`SpecError`.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tandem.data.derived import add_derived
-from tandem.data.sources import is_numeric, literal, quote, read_source
+from tandem.data.sources import is_numeric, literal, mostly_numbers, quote, read_source
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.data.timestamps import guess_format, is_temporal, timestamp_sql
 from tandem.errors import DataError, Problem, SpecError
@@ -100,8 +100,9 @@ class _Loader:
     def load(self) -> Interactions:
         d = self.spec.data
         tx = dict(read_source(self.con, d.transactions, "tx_file"))
-        tx, problems = add_derived(self.con, tx, d.derived, "tx_file", "tx")
+        tx, problems = add_derived(self.con, tx, d.derived, "tx_file", "tx_read")
         self.problems += problems
+        tx = self._target_as_number(tx)
         joined = dict(tx)
         joins = []
         for role, table, id_col in (("buyers", d.buyers, d.buyer_id), ("products", d.products, d.product_id)):
@@ -158,6 +159,21 @@ class _Loader:
         if self.problems:
             raise SpecError(self.problems)
         return self._query(tx, joined, joins)
+
+    def _target_as_number(self, tx: dict[str, str]) -> dict[str, str]:
+        """Create view `tx`; a ranking target read as text because a few of its values are not numbers is
+        cast, so that those rows are dropped and counted (dropped_bad_target) instead of refusing the run."""
+        target, view = self.spec.features.target, "SELECT * FROM tx_read"
+        if target in tx and not is_numeric(tx[target]) and self.spec.model.type != "retrieval":
+            q = quote(target)
+            values, numbers = self.con.execute(
+                f"SELECT count({q}), count(TRY_CAST({q} AS DOUBLE)) FROM tx_read"
+            ).fetchone()
+            if mostly_numbers(values, numbers):
+                view = f"SELECT * REPLACE (TRY_CAST({q} AS DOUBLE) AS {q}) FROM tx_read"
+                tx = {**tx, target: "DOUBLE"}
+        self.con.execute(f"CREATE TEMP VIEW tx AS {view}")
+        return tx
 
     def _check_pattern(self, path: str, pattern: str) -> None:
         try:
@@ -262,7 +278,7 @@ class _Loader:
             order = "__row"
         if has_target:
             con.execute(f"CREATE TEMP TABLE rows AS {rows}")
-            bad = f"{quote(target)} IS NULL OR isnan(CAST({quote(target)} AS DOUBLE))"
+            bad = f"{quote(target)} IS NULL OR NOT isfinite(CAST({quote(target)} AS DOUBLE))"
             report["dropped_bad_target"] = con.execute(f"SELECT count(*) FROM rows WHERE {bad}").fetchone()[0]
             value = f"CAST({quote(target)} AS DOUBLE)"
             if self.spec.features.target_transform == "log1p":

@@ -72,11 +72,16 @@ def _csv_sql(con: duckdb.DuckDBPyConnection, source: TableSource, path: Path) ->
     guesses them from the first SNIFF_ROWS rows (the whole file for most), not from its first lines."""
     options = _csv_options(source)
     sniffed = con.execute(
-        f"SELECT Columns, DateFormat, TimestampFormat FROM sniff_csv({literal(str(path))}, "
+        f"SELECT Columns, DateFormat, TimestampFormat, SkipRows FROM sniff_csv({literal(str(path))}, "
         f"{', '.join(options)}, sample_size = {SNIFF_ROWS})"
     ).fetchone()
-    columns, date_format, timestamp_format = sniffed
+    columns, date_format, timestamp_format, skipped = sniffed
     found = {c["name"]: c["type"] for c in columns}
+    if skipped or _one_undivided_column(con, path, options, found, source.delimiter):
+        raise DataError(
+            f"{source.path}: the rows do not all have the same number of fields, so no delimiter fits; check the "
+            "file is a well-formed CSV"
+        )
     unknown = [c for c in source.types if c not in found]
     if unknown:
         raise DataError(
@@ -93,6 +98,26 @@ def _csv_sql(con: duckdb.DuckDBPyConnection, source: TableSource, path: Path) ->
         options += [f"timestampformat = {literal(timestamp_format)}"] if timestamp_format else []
     options.append(f"types = {_struct(types)}")
     return f"SELECT * FROM read_csv({literal(str(path))}, {', '.join(options)})"
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _one_undivided_column(
+    con: duckdb.DuckDBPyConnection, path: Path, options: list[str], found: dict[str, str], delimiter: str | None
+) -> bool:
+    """DuckDB falls back to one text column when no delimiter splits every row the same way: a single column
+    whose name or first values hold a delimiter is such a file (unless the spec named the delimiter)."""
+    if len(found) != 1 or delimiter is not None:
+        return False
+    name = next(iter(found))
+    if any(d in name for d in _DELIMITERS):
+        return True
+    sample = con.execute(
+        f"SELECT {quote(name)} FROM read_csv({literal(str(path))}, {', '.join(options)}, all_varchar = true) "
+        f"WHERE {quote(name)} IS NOT NULL LIMIT 20"
+    ).fetchall()
+    return any(any(d in v for d in _DELIMITERS) for (v,) in sample)
 
 
 def _refuse_day_month_doubt(
@@ -148,6 +173,12 @@ def read_source(con: duckdb.DuckDBPyConnection, source: TableSource, view: str) 
     if not columns:
         raise DataError(f"{source.path}: the file has no columns")
     return columns
+
+
+def mostly_numbers(values: int, numbers: int) -> bool:
+    """A text column of `values` non-missing values, `numbers` of which read as numbers, is a numeric column with
+    a few bad values (a ranking target whose other rows are dropped and counted) rather than a text column."""
+    return numbers > 0 and 2 * numbers >= values
 
 
 def is_numeric(duckdb_type: str) -> bool:

@@ -103,6 +103,8 @@ def _upload(page: Any, shot: Screens, csv: Path) -> int:
     shot(page, "dataset-uploading")
     page.wait_for_url(re.compile(r".*/datasets/\d+/$"))
     network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+    # The worker reads the whole file in the background; the page says so and reloads itself once it is done.
+    page.wait_for_selector("#dataset-status[data-status=ready]", state="attached", timeout=90_000)
     page.wait_for_selector("tr[data-column=rating] svg.spark rect")  # histograms arrive by htmx
     assert "600 transactions" in page.inner_text(".page-head")
     shot(page, "dataset-detail")

@@ -18,7 +18,7 @@ from django.utils import timezone
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
 from tandem.web.experiments.models import Experiment, Status
-from tests.web.conftest import Tenant, create_configs
+from tests.web.conftest import Tenant, create_configs, run_profiling
 
 pytestmark = pytest.mark.django_db
 
@@ -171,7 +171,26 @@ def test_an_upload_creates_the_dataset_and_shows_its_profile(page_client: Client
     dataset = Dataset.objects.get(name="mine")
     assert response.redirect_chain[-1][0] == f"/datasets/{dataset.pk}/"
     text = _text(response)
+    assert "Profiling" in text and "updates by itself" in text and "1,800 rows" not in text
+    poll = page_client.get(f"/datasets/{dataset.pk}/status/", HTTP_HX_REQUEST="true")
+    assert 'hx-trigger="every 2s"' in poll.content.decode() and "HX-Refresh" not in poll
+    assert run_profiling() == ["ready"]
+    poll = page_client.get(f"/datasets/{dataset.pk}/status/", HTTP_HX_REQUEST="true")
+    assert poll["HX-Refresh"] == "true"  # the page reloads once, with the statistics
+    text = _text(page_client.get(f"/datasets/{dataset.pk}/"))
     assert "1,800 rows" in text and "rating" in text and "DOUBLE" in text and "buyer id" in text
+    assert "every 2s" not in page_client.get(f"/datasets/{dataset.pk}/").content.decode()
+
+
+def test_a_failed_profile_is_shown_with_its_reason(page_client: Client) -> None:
+    csv = SimpleUploadedFile("t.csv", b"buyer,product\n")  # a header, no rows: only the whole file shows it
+    page_client.post("/datasets/new/", {"name": "d", "transactions": csv, "buyer_id_column": "buyer",
+                                        "product_id_column": "product"})  # fmt: skip
+    assert run_profiling() == ["failed"]
+    dataset = Dataset.objects.get(name="d")
+    text = _text(page_client.get(f"/datasets/{dataset.pk}/"))
+    assert "Profiling failed" in text and "t.csv: the file has no data rows" in text
+    assert "Failed" in _text(page_client.get("/datasets/"))
 
 
 def test_an_htmx_upload_is_sent_to_the_new_dataset(page_client: Client, synthetic_files: Any) -> None:

@@ -53,7 +53,8 @@ class DatasetPatch(Schema):
 
 
 class DatasetOut(Schema):
-    """A dataset without its profile (lists stay small)."""
+    """A dataset without its profile (lists stay small). `status` is `profiling` from the upload until a worker
+    has read the whole files, then `ready`, or `failed` with the reason in `error` (the files are then removed)."""
 
     id: int
     name: str
@@ -71,6 +72,8 @@ class DatasetOut(Schema):
     row_count: int
     size_bytes: int
     in_use: bool
+    status: str
+    error: str
     created_at: datetime
 
     @staticmethod
@@ -84,24 +87,26 @@ class DatasetOut(Schema):
 
 class ColumnProfile(Schema):
     """One column: DuckDB type, nulls, distinct count, min/max/mean where they apply, top values; `derived`
-    when it is computed from the others rather than read from the file."""
+    when it is computed from the others rather than read from the file; `numbers`, for a text column, how many
+    of its values read as numbers. While the dataset is profiling only the name, type and `derived` are known."""
 
     name: str
     type: str
-    nulls: int
-    distinct: int
+    nulls: int | None = None
+    distinct: int | None = None
     min: Any = None
     max: Any = None
     mean: float | None = None
-    top: list[dict[str, Any]]
+    top: list[dict[str, Any]] = []
+    numbers: int | None = None
     derived: bool = False
 
 
 class TableProfile(Schema):
-    """One file: format, row count and its columns."""
+    """One file: format, row count (null while profiling) and its columns."""
 
     format: str
-    rows: int
+    rows: int | None = None
     columns: list[ColumnProfile]
 
 
@@ -115,7 +120,11 @@ def _get(request: HttpRequest, dataset_id: int) -> Dataset:
     return get_object_or_404(Dataset.objects.of(request.auth.organisation), pk=dataset_id)
 
 
-@router.post("", response={201: DatasetDetail}, summary="Upload a dataset (multipart: files and column choices)")
+@router.post(
+    "",
+    response={201: DatasetDetail},
+    summary="Upload a dataset (multipart: files and column choices); its statistics follow in the background",
+)
 def upload_dataset(
     request: HttpRequest,
     payload: Form[DatasetUploadIn],

@@ -12,13 +12,21 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from tandem.data.sources import is_numeric
+from tandem.data.sources import is_numeric, mostly_numbers
 from tandem.data.splits import cutoff_seconds
 from tandem.web import engine
 from tandem.web.accounts.models import OwnedModel
 from tandem.web.validators import no_nul_characters
 
 ROLES = ("transactions", "buyers", "products")
+
+
+class Status(models.TextChoices):
+    """Where a dataset's profile stands: read in the background after the upload (see :mod:`tasks`)."""
+
+    PROFILING = "profiling", _("profiling")
+    READY = "ready", _("ready")
+    FAILED = "failed", _("failed")
 
 
 def read_options_for(options: dict[str, Any], columns: list[str]) -> dict[str, Any]:
@@ -77,6 +85,8 @@ class Dataset(OwnedModel):
     original_names = models.JSONField(_("uploaded file names"), default=dict, blank=True)
     profile = models.JSONField(_("profile"), default=dict, help_text=_("Schema and statistics of each file."))
     size_bytes = models.BigIntegerField(_("size in bytes"), default=0)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PROFILING)
+    error = models.TextField(_("why profiling failed"), blank=True)
 
     class Meta(OwnedModel.Meta):
         db_table = "tandem_dataset"
@@ -122,15 +132,42 @@ class Dataset(OwnedModel):
                     return None
         return None
 
+    def mostly_numeric(self) -> dict[str, int]:
+        """Text columns most of whose values are numbers → how many of their values are not (a target's such
+        rows are dropped and counted when an experiment runs); from the profile's statistics."""
+        out = {}
+        for role in ROLES:
+            table = self.profile.get(role) or {}
+            for c in table.get("columns", []):
+                values = int(table.get("rows") or 0) - int(c.get("nulls") or 0)
+                if c.get("numbers") is not None and mostly_numbers(values, c["numbers"]):
+                    out.setdefault(c["name"], values - c["numbers"])
+        return out
+
     def facts(self) -> engine.DataFacts:
         """What the experiment rules need to know about this dataset, read from its stored profile."""
         return engine.DataFacts(
-            columns=self.available_columns(), n_products=self.distinct_products(), time_range=self.time_range()
+            columns=self.available_columns(),
+            n_products=self.distinct_products(),
+            time_range=self.time_range(),
+            mostly_numeric=frozenset(self.mostly_numeric()),
         )
 
     @property
     def row_count(self) -> int:
-        return int((self.profile.get("transactions") or {}).get("rows", 0))
+        return int((self.profile.get("transactions") or {}).get("rows") or 0)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == Status.READY
+
+    def readiness_problem(self) -> str | None:
+        """Why experiments cannot use this dataset yet (None once it is profiled)."""
+        if self.status == Status.PROFILING:
+            return f"The dataset “{self.name}” is still being profiled; start the experiment once it is ready."
+        if self.status == Status.FAILED:
+            return f"The dataset “{self.name}” could not be profiled: {self.error} Upload the files again."
+        return None
 
     @property
     def is_in_use(self) -> bool:

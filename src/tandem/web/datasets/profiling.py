@@ -1,7 +1,8 @@
 """Read an uploaded table with DuckDB (through the engine's reader) into its schema and per-column statistics.
 
 The profile is what pages show and what experiments are checked against (columns present, numeric target,
-catalog size), so it is computed once, at upload, and stored as JSON. Values are made JSON- and
+catalog size), so it is computed once and stored as JSON: the schema from a sample while the upload waits, the
+statistics over the whole file in a background task (both :func:`profile_table`). Values are made JSON- and
 PostgreSQL-safe here: no NaN or infinity, no NUL characters, long strings cut.
 
 A hostile file must cost one bounded job: DuckDB runs with a memory limit, one thread and a temporary folder
@@ -99,17 +100,6 @@ def _check_names(columns: list[tuple[str, str]]) -> None:
         raise ProfileError(f"column names repeat: {', '.join(dupes)}")
 
 
-def _looks_ragged(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]]) -> bool:
-    """DuckDB falls back to one text column when rows disagree on their number of fields."""
-    if len(columns) != 1:
-        return False
-    name = columns[0][0]
-    if any(d in name for d in _DELIMITERS):
-        return True
-    sample = con.execute(f"SELECT {quote(name)} FROM file WHERE {quote(name)} IS NOT NULL LIMIT 20").fetchall()
-    return any(isinstance(v, str) and any(d in v for d in _DELIMITERS) for (v,) in sample)
-
-
 def connect(memory_bytes: int, spill: Path) -> duckdb.DuckDBPyConnection:
     """A DuckDB database in the folder `spill` that holds at most `memory_bytes` in memory, on one thread: its
     tables live on disk and its operators spill there past the limit."""
@@ -154,13 +144,22 @@ def _header_width(path: Path) -> int:
 
 
 def precheck(path: Path, fmt: str, limits: Limits) -> None:
-    """Refuse a file whose expanded size or header width passes `limits`, before DuckDB reads it.
+    """Refuse a CSV whose header is wider than `limits` allow, from its first MiB, before DuckDB reads it.
 
-    Raises ProfileError naming the limit (decompressed_bytes, columns).
+    Raises ProfileError naming the limit (columns).
     """
     try:
-        expanded = _expanded_size(path, limits.decompressed_bytes)
         width = _header_width(path) if fmt == "csv" else 0
+    except (OSError, EOFError, zlib.error):
+        raise ProfileError("is not a readable gzip file") from None
+    if width > limits.columns:
+        raise ProfileError(f"the header has {width:,} fields; the limit (columns) is {limits.columns:,}")
+
+
+def _check_expanded(path: Path, limits: Limits) -> None:
+    """Refuse a compressed file that expands past decompressed_bytes (counted in chunks, never held)."""
+    try:
+        expanded = _expanded_size(path, limits.decompressed_bytes)
     except (OSError, EOFError, zlib.error):
         raise ProfileError("is not a readable gzip file") from None
     if expanded > limits.decompressed_bytes:
@@ -168,8 +167,6 @@ def precheck(path: Path, fmt: str, limits: Limits) -> None:
             f"expands to more than {limits.decompressed_bytes:,} bytes; the limit (decompressed_bytes) is "
             f"{limits.decompressed_bytes:,}"
         )
-    if width > limits.columns:
-        raise ProfileError(f"the header has {width:,} fields; the limit (columns) is {limits.columns:,}")
 
 
 def _check_shape(columns: list[tuple[str, str]], limits: Limits) -> None:
@@ -184,7 +181,8 @@ def _check_shape(columns: list[tuple[str, str]], limits: Limits) -> None:
 
 
 def _column_statistics(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]]) -> list[tuple]:
-    """(non-null, distinct, min, max, mean) of every column, COLUMNS_PER_STATEMENT columns per statement."""
+    """(non-null, distinct, min, max, mean, numbers) of every column, COLUMNS_PER_STATEMENT columns per
+    statement; `numbers` counts a text column's values that read as numbers (None for other types)."""
     out: list[tuple] = []
     for start in range(0, len(columns), COLUMNS_PER_STATEMENT):
         parts = []
@@ -193,8 +191,9 @@ def _column_statistics(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, 
             parts += [f"count({q})", f"count(DISTINCT {q})"]
             parts += [f"min({q})", f"max({q})"] if _is_orderable(kind) else ["NULL", "NULL"]
             parts.append(f"avg(CAST({q} AS DOUBLE))" if is_numeric(kind) and kind.upper() != "BOOLEAN" else "NULL")
+            parts.append(f"count(TRY_CAST({q} AS DOUBLE))" if kind.upper() == "VARCHAR" else "NULL")
         row = con.execute(f"SELECT {', '.join(parts)} FROM data").fetchone()
-        out += [tuple(row[i : i + 5]) for i in range(0, len(row), 5)]
+        out += [tuple(row[i : i + 6]) for i in range(0, len(row), 6)]
     return out
 
 
@@ -209,42 +208,55 @@ def profile_table(
     limits: Limits,
     options: dict[str, Any] | None = None,
     derived: list[dict[str, Any]] | None = None,
+    *,
+    statistics: bool = True,
 ) -> dict[str, Any]:
     """Schema, row count and per-column statistics of a CSV or Parquet file read with the spec's reading
     `options` (TableSource fields), plus the `derived` columns computed on its rows, within `limits`.
 
     Returns {"format", "rows", "columns": [{"name", "type", "nulls", "distinct", "min", "max", "mean",
-    "top": [{"value", "count"}], "derived"}]}. Raises ProfileError when the file is unreadable, malformed,
-    empty or over a limit, or a derived column cannot be computed (field "derived"). Run :func:`precheck`
-    first: it refuses what should not reach DuckDB at all.
+    "top": [{"value", "count"}], "numbers", "derived"}]}. With `statistics=False` only the schema, as DuckDB
+    reads it from a sample of the first rows: {"format", "columns": [{"name", "type", "derived"}]}; that is
+    cheap and bounded, so it runs while an upload waits, and the whole file is read later in the background.
+    Raises ProfileError when the file is unreadable, malformed, empty, expands or holds more than a limit, or a
+    derived column cannot be computed (field "derived"). Run :func:`precheck` first: it refuses what should not
+    reach DuckDB at all.
     """
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        columns, file_names = _schema(con, path, fmt, limits, options, derived)
+        if not statistics:
+            return {
+                "format": fmt,
+                "columns": [{"name": n, "type": k, "derived": n not in file_names} for n, k in columns],
+            }
+        return _statistics(con, fmt, limits, columns, file_names)
+
+    if statistics:
+        _check_expanded(path, limits)
     with tempfile.TemporaryDirectory(prefix="profile-") as spill, connect(limits.memory_bytes, Path(spill)) as con:
         try:
-            return _profile(con, path, fmt, limits, options, derived)
+            return work(con)
         except duckdb.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ProfileError(_scrub(f"cannot be read as {fmt}: {first}", path)) from None
 
 
-def _profile(
+def _schema(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     fmt: str,
     limits: Limits,
     options: dict[str, Any] | None,
     derived: list[dict[str, Any]] | None,
-) -> dict[str, Any]:
+) -> tuple[list[tuple[str, str]], set[str]]:
+    """The view `t` over the file with the derived columns; its (name, type) columns and the file's own names."""
     try:
         source = TableSource(path=str(path), format=fmt, **(options or {}))
         columns = read_source(con, source, "file")
     except DataError as e:
         raise ProfileError(_scrub(str(e).removeprefix(f"{path}: "), path)) from None
     _check_shape(columns, limits)
-    if fmt == "csv" and _looks_ragged(con, columns):
-        raise ProfileError(
-            "the rows do not all have the same number of fields, so no delimiter fits; check the file is a "
-            "well-formed CSV"
-        )
     _check_names(columns)
     file_names = {name for name, _ in columns}
     rules = [DerivedColumn.model_validate(d) for d in derived or []]
@@ -255,6 +267,12 @@ def _profile(
         )
     columns = list(typed.items())
     _check_shape(columns, limits)
+    return columns, file_names
+
+
+def _statistics(
+    con: duckdb.DuckDBPyConnection, fmt: str, limits: Limits, columns: list[tuple[str, str]], file_names: set[str]
+) -> dict[str, Any]:
     con.execute("CREATE TABLE data AS SELECT * FROM t")  # one read of the file; each statistic reads this table
     rows = int(con.execute("SELECT count(*) FROM data").fetchone()[0])
     if rows == 0:
@@ -262,7 +280,8 @@ def _profile(
     if rows > limits.rows:
         raise ProfileError(f"the file has {rows:,} rows; the limit (rows) is {limits.rows:,}")
     out = []
-    for (name, kind), (non_null, distinct, lo, hi, mean) in zip(columns, _column_statistics(con, columns), strict=True):
+    statistics = _column_statistics(con, columns)
+    for (name, kind), (non_null, distinct, lo, hi, mean, numbers) in zip(columns, statistics, strict=True):
         top = con.execute(
             f"SELECT {quote(name)} AS v, count(*) AS n FROM data WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v "
             f"LIMIT {TOP_VALUES}"
@@ -277,6 +296,7 @@ def _profile(
                 "max": _safe(hi),
                 "mean": _safe(mean),
                 "top": [{"value": _safe(v), "count": int(n)} for v, n in top],
+                "numbers": None if numbers is None else int(numbers),
                 "derived": name not in file_names,
             }
         )

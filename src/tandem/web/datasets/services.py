@@ -1,8 +1,11 @@
-"""Importing a dataset: save the files, profile them, check the column choices, then record it — or leave nothing.
+"""Importing a dataset: save the files, read their schema, check the column choices, record it, then profile it
+in the background — or leave nothing.
 
-The files are written to the store first (tandem.web.storage) because DuckDB reads paths: this machine's copy. If anything fails after that (an unreadable file,
-a missing column, the database), the files are removed before the error propagates, so a refused upload
-leaves neither a record nor a file behind.
+The files are written to the store first (tandem.web.storage) because DuckDB reads paths: this machine's copy.
+If anything fails after that (an unreadable file, a missing column, the database), the files are removed before
+the error propagates, so a refused upload leaves neither a record nor a file behind. The upload reads only a
+sample (the schema); the whole files are read by :func:`profile` on a worker, which ends the dataset ready or
+failed with the reason (and then removes the files, so a hostile file costs one bounded job and no storage).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from django.db.models import Sum
 from tandem.web import budgets, storage
 from tandem.web.accounts.models import Organisation
 from tandem.web.datasets.forms import DatasetUploadForm
-from tandem.web.datasets.models import ROLES, Dataset, read_options_for
+from tandem.web.datasets.models import ROLES, Dataset, Status, read_options_for
 from tandem.web.datasets.profiling import (
     Limits,
     ProfileError,
@@ -32,6 +35,7 @@ from tandem.web.datasets.profiling import (
     precheck,
     profile_table,
 )
+from tandem.web.datasets.tasks import profile_dataset
 
 
 def profile_limits(organisation: Organisation) -> Limits:
@@ -82,10 +86,10 @@ def create_dataset(
     data: Mapping[str, Any],
     files: Mapping[str, UploadedFile],
 ) -> Dataset:
-    """Validate, store and profile an upload; return the saved Dataset.
+    """Validate and store an upload, read its schema and queue its profiling; return the saved Dataset (profiling).
 
-    Raises ValidationError keyed by field (`transactions`, `buyer_id_column`, …) when the input, a file or a
-    column choice is wrong; nothing is kept in that case.
+    Raises ValidationError keyed by field (`transactions`, `buyer_id_column`, …) when the input, a file's
+    schema or a column choice is wrong; nothing is kept in that case.
     """
     form = DatasetUploadForm(data=dict(data), files=dict(files))
     if not form.is_valid():
@@ -114,12 +118,8 @@ def create_dataset(
             getattr(dataset, f"{role}_file").name = stored
             dataset.original_names[role] = upload.name
             dataset.size_bytes += upload.size
-            path, fmt = storage.local_path(stored), file_format(upload.name)
-            derived = dataset.derived if role == "transactions" else None
             try:
-                precheck(path, fmt, limits)
-                options = read_options_for(dataset.read_options, file_columns(path, fmt, limits))
-                dataset.profile[role] = profile_table(path, fmt, limits, options, derived)
+                dataset.profile[role] = _read(dataset, role, limits, statistics=False)
             except ProfileError as e:
                 errors.setdefault(e.field or role, []).append(f"{upload.name}: {e}")
         declared = set(dataset.read_options.get("types", {}))
@@ -138,6 +138,7 @@ def create_dataset(
         try:
             with transaction.atomic():
                 dataset.save()
+                profile_dataset.enqueue(dataset.pk)
         except IntegrityError:
             raise ValidationError(
                 {"name": ValidationError("This name was just taken in your organisation.", code="duplicate_name")}
@@ -146,6 +147,43 @@ def create_dataset(
     except BaseException:
         _remove_folder(folder)
         raise
+
+
+def _read(dataset: Dataset, role: str, limits: Limits, *, statistics: bool = True) -> dict[str, Any]:
+    """The profile of one file of `dataset` read with its reading options (only its schema without statistics)."""
+    stored = getattr(dataset, f"{role}_file").name
+    path, fmt = storage.local_path(stored), file_format(stored)
+    precheck(path, fmt, limits)
+    options = read_options_for(dataset.read_options, file_columns(path, fmt, limits))
+    derived = dataset.derived if role == "transactions" else None
+    return profile_table(path, fmt, limits, options, derived, statistics=statistics)
+
+
+def profile(dataset_id: int) -> str:
+    """The background half of an upload: every file's statistics; the dataset ends ready or failed (why).
+
+    Returns the status it ended in; a dataset deleted or no longer profiling meanwhile is left as it is.
+    """
+    dataset = Dataset.objects.filter(pk=dataset_id, status=Status.PROFILING).first()
+    if dataset is None:
+        return "skipped"
+    limits = profile_limits(dataset.organisation)
+    profiles, problems = {}, []
+    for role in ROLES:
+        if getattr(dataset, f"{role}_file"):
+            try:
+                profiles[role] = _read(dataset, role, limits)
+            except ProfileError as e:
+                problems.append(f"{dataset.original_names.get(role, role)}: {e}.")
+    if problems:
+        fields = {"status": Status.FAILED, "error": " ".join(problems), "size_bytes": 0}
+    else:
+        fields = {"status": Status.READY, "error": "", "profile": profiles}
+    if not Dataset.objects.filter(pk=dataset_id, status=Status.PROFILING).update(**fields):
+        return "skipped"
+    if problems:
+        _remove_folder(_folder_of(dataset))
+    return str(fields["status"])
 
 
 _FOLDER = re.compile(r"datasets/\d+/[0-9a-f]{32}")
@@ -159,6 +197,10 @@ def _remove_folder(folder: str) -> None:
 
 def delete_dataset(dataset: Dataset) -> None:
     """Delete the record (refused while experiments use it: ProtectedError) and then its files."""
-    folder = str(Path(dataset.transactions_file.name).parent)
+    folder = _folder_of(dataset)
     dataset.delete()
     _remove_folder(folder)
+
+
+def _folder_of(dataset: Dataset) -> str:
+    return str(Path(dataset.transactions_file.name).parent)

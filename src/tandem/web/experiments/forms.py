@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from tandem.web import engine
@@ -94,6 +94,9 @@ class ExperimentForm(OwnedModelForm):
         dataset, fc, mc = (cleaned.get(k) for k in ("dataset", "feature_config", "model_config"))
         if dataset is None or fc is None or mc is None:
             return cleaned  # the missing choice is already reported
+        problem = dataset.readiness_problem()
+        if problem:  # its profile (what the rules check against) is not there yet
+            raise ValidationError({"dataset": ValidationError(problem, code="not_ready")})
         if not cleaned.get("name"):
             cleaned["name"] = f"{mc.name} on {dataset.name}"
         split = {k: cleaned.get(k) for k in ("split_kind", "test_fraction", "validation_fraction", "split_cutoff")}

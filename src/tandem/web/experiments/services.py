@@ -44,12 +44,18 @@ _FRESH = {
 def create_experiment(organisation: Organisation, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Experiment:
     """Validate (engine and platform rules, the model's size) and queue a new experiment.
 
-    Raises ValidationError listing every problem, and OverBudget (429) when the organisation's queue is full.
+    Raises ValidationError listing every problem, Conflict (409) while the dataset is not profiled, and
+    OverBudget (429) when the organisation's queue is full.
     """
     defaults = model_to_dict(Experiment(), fields=ExperimentForm._meta.fields)
     form = ExperimentForm(data={**defaults, **dict(data)}, organisation=organisation, user=user)
     if not form.is_valid():
-        raise ValidationError(form.errors.as_data())
+        errors = form.errors.as_data()
+        not_ready = [e for e in errors.get("dataset", []) if e.code == "not_ready"]
+        if not_ready:  # a state, not a wrong value: the same request succeeds once the dataset is profiled
+            message = not_ready[0].messages[0]
+            raise Conflict(message, code="dataset_not_ready", errors={"dataset": [message]})
+        raise ValidationError(errors)
     limits.check_model_size(organisation, form.cleaned_data["dataset"], engine.parse(form.instance.spec))
     limits.check_queue(organisation)
     with transaction.atomic():

@@ -338,7 +338,7 @@ def profile_tables(dataset: Dataset, bars: dict[str, dict[str, Any]] | None = No
         dataset.timestamp_column: "timestamp",
     }
     keys = {"buyers": dataset.buyers_key, "products": dataset.products_key}
-    out = []
+    out, mostly_numeric = [], dataset.mostly_numeric()
     for role in ("transactions", "buyers", "products"):
         table = dataset.profile.get(role)
         if not table:
@@ -357,6 +357,8 @@ def profile_tables(dataset: Dataset, bars: dict[str, dict[str, Any]] | None = No
                     # Ids, numbers and times have ranges to mark under their histogram; categories do not.
                     "has_range": tag is not None or is_numeric(column["type"]) or "TIME" in column["type"].upper(),
                     "bars": None if bars is None else bars.get(role, {}).get(name, []),
+                    # Numbers but for a few values: as a target, those values' rows are dropped and counted.
+                    "not_numbers": mostly_numeric.get(name) or None,
                 }
             )
         file_name = (dataset.original_names or {}).get(role, role)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("datasets/new/", views.dataset_new, name="dataset_new"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
     path("datasets/<int:pk>/histograms/", views.dataset_histograms, name="dataset_histograms"),
+    path("datasets/<int:pk>/status/", views.dataset_status, name="dataset_status"),
     path("datasets/<int:pk>/delete/", views.dataset_delete, name="dataset_delete"),
     path("feature-configs/", views.feature_config_list, name="feature_configs"),
     path("feature-configs/new/", views.feature_config_new, name="feature_config_new"),

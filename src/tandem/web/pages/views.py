@@ -27,6 +27,7 @@ from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets import services as dataset_services
 from tandem.web.datasets.forms import DatasetUpdateForm
 from tandem.web.datasets.models import Dataset
+from tandem.web.datasets.models import Status as DatasetStatus
 from tandem.web.deployments.panel import panel as deployment_panel
 from tandem.web.errors import ApiError, Conflict
 from tandem.web.experiments import services as experiment_services
@@ -102,7 +103,7 @@ def dataset_new(request: HttpRequest, actor: Actor) -> HttpResponse:
             forms.apply_errors(form, e)
         template = "pages/partials/upload_form.html" if _htmx(request) else "pages/dataset_new.html"
         return render(request, template, {"form": form})
-    messages.success(request, f"Dataset “{dataset.name}” uploaded: {dataset.row_count:,} rows.")
+    messages.success(request, f"Dataset “{dataset.name}” uploaded; its statistics are being computed.")
     return _go(request, reverse("pages:dataset", args=[dataset.pk]))
 
 
@@ -137,6 +138,15 @@ def dataset_detail(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
     return render(request, "pages/dataset_detail.html", context)
 
 
+@org_required
+def dataset_status(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
+    """The profiling status, polled while it profiles; once it has ended the page reloads to show the result."""
+    dataset = queries.owned(Dataset, actor.organisation, pk)
+    if dataset.status != DatasetStatus.PROFILING and _htmx(request):
+        return HttpResponse(status=200, headers={"HX-Refresh": "true"})
+    return render(request, "pages/partials/dataset_status.html", {"dataset": dataset})
+
+
 @require_POST
 @org_required
 def dataset_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
@@ -149,7 +159,7 @@ def dataset_delete(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
 def dataset_histograms(request: HttpRequest, actor: Actor, pk: int) -> HttpResponse:
     """The statistics tables with their histograms, loaded after the page (binning reads the file)."""
     dataset = queries.owned(Dataset, actor.organisation, pk)
-    tables = queries.profile_tables(dataset, histograms.histograms(dataset))
+    tables = queries.profile_tables(dataset, histograms.histograms(dataset) if dataset.is_ready else {})
     return render(request, "pages/partials/profile_tables.html", {"dataset": dataset, "tables": tables})
 
 
