@@ -149,15 +149,15 @@ def _free_port() -> int:
 class Server:
     """`tandem serve BUNDLE` in its own process on 127.0.0.1, stopped by its PID."""
 
-    def __init__(self, bundle: Path) -> None:
+    def __init__(self, bundle: Path, env: dict[str, str] | None = None, log_name: str = "server.log") -> None:
         self.port = _free_port()
-        self.log = open(bundle / "server.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.log = open(bundle / log_name, "wb")  # noqa: SIM115 (closed in stop)
         cmd = [sys.executable, "-m", "tandem.cli", "serve", str(bundle), "--port", str(self.port)]
-        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         deadline = time.monotonic() + 300
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited: {(bundle / 'server.log').read_text()}")
+                raise RuntimeError(f"the server exited: {(bundle / log_name).read_text()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return

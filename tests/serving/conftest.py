@@ -1,4 +1,5 @@
-"""Fixtures of the serving tests: the small trained cases and their loaded bundles, and an in-process ASGI caller.
+"""Fixtures of the serving tests: the small trained cases and their loaded bundles, an in-process ASGI caller, and
+`tandem serve` as a real process on 127.0.0.1.
 
 Starlette's TestClient needs the `httpx2` package, which the project does not install; `call_app` drives the app
 through the ASGI interface directly (one request, one event loop), which is all these tests need.
@@ -7,8 +8,16 @@ through the ASGI interface directly (one request, one event loop), which is all 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +82,51 @@ def call_app(app: Any, method: str, path: str, payload: Any = None, *, body: byt
     start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], json.loads(content)
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A running `tandem serve`: its port and PID (for /proc)."""
+
+    port: int
+    pid: int
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(bundle: Path, folder: Path) -> Iterator[ServerProcess]:
+    """`tandem serve BUNDLE` on a free port of 127.0.0.1 (its log in `folder`), stopped by its PID afterwards;
+    fails the test if it does not listen within 60 s or logs a traceback."""
+    port, log = _free_port(), folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tandem.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server did not listen within 60 s:\n{log.read_text()}")
+                time.sleep(0.2)
+        yield ServerProcess(port, process.pid)
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +17,10 @@ import pytest
 from tandem.serving import recommender
 from tandem.serving.bundle import Bundle
 from tests.export.cases import Case
+from tests.serving.conftest import serving
 from tests.serving.test_app import MALFORMED
 
 BUYER = {"buyer": "b1", "ts": 1_700_000_000}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:
@@ -51,36 +42,8 @@ class Client:
 @pytest.fixture(scope="module")
 def server(cases: Callable[[str], Case], tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A `tandem serve` process for the multitask bundle; yields its port, then stops it by PID."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    bundle = cases("multitask").bundle
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tandem.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the server did not listen within 60 s:\n{log.read_text()}")
-                time.sleep(0.2)
-        yield port
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    with serving(cases("multitask").bundle, tmp_path_factory.mktemp("server")) as process:
+        yield process.port
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
   POST /v1/retrieve    {"buyer": {...}, "k": 10, "exclude": [...]}      → {"product_ids", "scores", "fallback"}
   POST /v1/rank        {"buyer": {...}, "product_ids": [...]}           → {"predictions", "fallback"}
   POST /v1/recommend   {"buyer": {...}, "k": 10, "candidates": 100}     → {"product_ids", "predictions", "scores", ...}
-  GET  /v1/health, GET /v1/metadata
+  GET  /v1/health, GET /v1/metadata, GET /v1/openapi.json (every route, body and status)
 
 With {"buyers": [...]} instead of "buyer", the answer is {"results": [one answer per buyer]}. Every refusal is a
 JSON body {"status", "code", "message", "fields"?} with a 4xx status. The scoring runs in worker threads (numpy,
 FAISS and ONNX Runtime release the GIL), so the event loop keeps reading and answering other clients while one
-large request computes; COMPUTE_THREADS of them at a time, the others wait their turn.
+large request computes; COMPUTE_THREADS of them at a time, the others wait their turn. A large body (a long id
+list) is decoded and validated in a worker thread too. (Scoring one buyer on the event loop itself, to save the
+hand-off, was tried: over a 100K-product catalog it made the median ten times slower, bench/SERVING.md.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tandem.bundle_format import ROUTES
-from tandem.serving import recommender
+from tandem.serving import openapi, recommender
 from tandem.serving.bundle import Bundle
 from tandem.serving.errors import RequestError
 from tandem.serving.requests import (
@@ -42,6 +44,7 @@ from tandem.serving.requests import (
 
 log = logging.getLogger("tandem.serving")
 COMPUTE_THREADS = 2
+INLINE_BODY_BYTES = 16 * 1024  # a body up to this size is decoded and validated on the event loop
 
 
 def public_manifest(manifest: Any) -> Any:
@@ -70,6 +73,10 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _parsed(model: type[Any], raw: bytes) -> Any:
+    return parse_request(model, parse_json(raw))
+
+
 def _answer(batched: bool, results: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"results": results} if batched else results[0])
 
@@ -80,12 +87,22 @@ class ServingApp:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.public_manifest = public_manifest(bundle.manifest.model_dump(mode="json"))
+        self.openapi_document = openapi.document()
         self._limiter: anyio.CapacityLimiter | None = None
 
-    async def _compute(self, fn: Callable[..., list[dict[str, Any]]], *args: Any) -> list[dict[str, Any]]:
+    async def _in_thread(self, work: Callable[[], Any]) -> Any:
         if self._limiter is None:  # made inside the event loop that uses it
             self._limiter = anyio.CapacityLimiter(COMPUTE_THREADS)
-        return await anyio.to_thread.run_sync(partial(fn, self.bundle, *args), limiter=self._limiter)
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def _parse(self, model: type[Any], request: Request) -> Any:
+        """The validated body; a large one (a long id list) is decoded and validated in a worker thread too."""
+        raw = await _read_body(request)
+        work = partial(_parsed, model, raw)
+        return work() if len(raw) <= INLINE_BODY_BYTES else await self._in_thread(work)
+
+    async def _compute(self, fn: Callable[..., list[dict[str, Any]]], *args: Any) -> list[dict[str, Any]]:
+        return await self._in_thread(partial(fn, self.bundle, *args))
 
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse(
@@ -99,18 +116,21 @@ class ServingApp:
     async def metadata(self, request: Request) -> JSONResponse:
         return JSONResponse(self.public_manifest)
 
+    async def openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.openapi_document)
+
     async def retrieve(self, request: Request) -> JSONResponse:
-        body = parse_request(RetrieveRequest, parse_json(await _read_body(request)))
+        body = await self._parse(RetrieveRequest, request)
         results = await self._compute(recommender.retrieve, body.buyer_list(), body.k, body.exclude_lists())
         return _answer(body.batched, results)
 
     async def rank(self, request: Request) -> JSONResponse:
-        body = parse_request(RankRequest, parse_json(await _read_body(request)))
+        body = await self._parse(RankRequest, request)
         results = await self._compute(recommender.rank, body.buyer_list(), body.product_lists())
         return _answer(body.batched, results)
 
     async def recommend(self, request: Request) -> JSONResponse:
-        body = parse_request(RecommendRequest, parse_json(await _read_body(request)))
+        body = await self._parse(RecommendRequest, request)
         args = (body.buyer_list(), body.k, body.exclude_lists(), body.candidates)
         results = await self._compute(recommender.recommend, *args)
         return _answer(body.batched, results)
@@ -144,6 +164,7 @@ def create_app(bundle: Bundle) -> Starlette:
     routes = [
         Route(ROUTES["health"], handlers.health, methods=["GET"]),
         Route(ROUTES["metadata"], handlers.metadata, methods=["GET"]),
+        Route(openapi.PATH, handlers.openapi, methods=["GET"]),
         Route(ROUTES["retrieve"], handlers.retrieve, methods=["POST"]),
         Route(ROUTES["rank"], handlers.rank, methods=["POST"]),
         Route(ROUTES["recommend"], handlers.recommend, methods=["POST"]),
