@@ -2,7 +2,7 @@
 
 The store is moto's S3 server on loopback (a real S3 API over HTTP). Each machine is a set of processes with its own
 data folder, so nothing passes between them on disk: machine B's web process takes the upload, machine A's worker
-trains the experiment from the stored files and stores its artifacts (MLflow's too), and B serves the bundle it
+profiles it and trains the experiment from the stored files and stores its artifacts (MLflow's too), and B serves the bundle it
 fetches from the store.
 """
 
@@ -136,8 +136,11 @@ def test_a_bundle_trained_on_one_machine_is_served_by_the_other(
                   "timestamp_column": "ts", "products_key": "product"},
             files={"transactions": ("transactions.csv", tx), "products": ("products.parquet", pr)},
         )  # fmt: skip
+    assert dataset["status"] == "profiling"
+    a.start("db_worker", "--interval", "0.2", "--no-startup-delay", "--no-reload")
+    dataset = wait_for(lambda: _profiled(api, base, dataset["id"]), 120, "machine A's worker to profile it")
     lines = synthetic_files["transactions"].read_text().splitlines()
-    assert dataset["profile"]["transactions"]["rows"] == len(lines) - 1  # profiled on B, from the store
+    assert dataset["profile"]["transactions"]["rows"] == len(lines) - 1  # profiled on A, from the store
     stored = {o.key for o in store.objects.all()}
     assert {k.rsplit("/", 1)[1] for k in stored} == {"transactions.csv", "products.parquet"}
     assert all(k.startswith("platform/datasets/") for k in stored)
@@ -147,7 +150,6 @@ def test_a_bundle_trained_on_one_machine_is_served_by_the_other(
     body = {"dataset": dataset["id"], "feature_config": fc, "model_config": mc, "name": "shared"}
     experiment = post("/experiments", json=body)
     queued = time.monotonic()
-    a.start("db_worker", "--interval", "0.2", "--no-startup-delay", "--no-reload")
     done = wait_for(lambda: _finished(api, base, experiment["id"]), 120, "machine A's worker to train it")
     assert done["status"] == "completed", done["error"]
     print(f"trained on A in {time.monotonic() - queued:.1f}s")
@@ -158,7 +160,8 @@ def test_a_bundle_trained_on_one_machine_is_served_by_the_other(
     assert not any(f.startswith(f"cache/{done['artifacts_dir']}") for f in b.files())  # B has not seen it yet
 
     deployment = post("/deployments", json={"experiment": experiment["id"]})
-    assert deployment["status"] == "running", deployment
+    running = wait_for(lambda: _running(api, base, deployment["id"]), 60, "the model server on B to answer")
+    assert running["status"] == "running", running
     answer = post(f"/deployments/{deployment['id']}/retrieve", 200, json={"buyer": {"buyer": "b1"}, "k": 3})
     assert len(answer["product_ids"]) == 3
     assert f"cache/{done['artifacts_dir']}/bundle/manifest.json" in b.files()
@@ -176,3 +179,13 @@ def _answers(api: requests.Session, base: str) -> bool:
 def _finished(api: requests.Session, base: str, experiment_id: int) -> dict | None:
     body = api.get(f"{base}/experiments/{experiment_id}", timeout=30).json()
     return body if body["status"] in ("completed", "failed") else None
+
+
+def _profiled(api: requests.Session, base: str, dataset_id: int) -> dict | None:
+    body = api.get(f"{base}/datasets/{dataset_id}", timeout=30).json()
+    return body if body["status"] != "profiling" else None
+
+
+def _running(api: requests.Session, base: str, deployment_id: int) -> dict | None:
+    body = api.get(f"{base}/deployments/{deployment_id}", timeout=30).json()
+    return body if body["status"] != "starting" else None
