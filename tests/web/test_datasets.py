@@ -73,7 +73,7 @@ def test_a_gzipped_csv_is_read(acme: Tenant) -> None:
         ("t.parquet", b"buyer,product\n1,2\n", "cannot be read as parquet", True),
         ("t.xlsx", b"buyer,product\n1,2\n", "neither CSV", True),
         ("t.csv", bytes(range(256)) * 40, "cannot be read as csv", True),
-        ("t.csv", b"buyer,product\nb1,p\xff\xfe\n", "cannot be read as csv", True),
+        ("t.csv", b"buyer,product\nb1,p\xff\xfe\n", "is not UTF-8 text (byte 0xff at offset 18)", True),
     ],
 )
 def test_a_malformed_or_empty_file_is_refused_and_leaves_nothing(
@@ -90,6 +90,19 @@ def test_a_malformed_or_empty_file_is_refused_and_leaves_nothing(
         body = profiled(acme, response)
         assert body["status"] == "failed" and fragment in body["error"] and name in body["error"], body
     assert _media_files() == []
+
+
+def test_a_latin1_file_is_named_as_such_and_reads_with_its_encoding(acme: Tenant) -> None:
+    """Without an encoding DuckDB said "CSV Error on Line: 2"; the answer names the encoding to choose."""
+    content = "buyer,product,city\nb1,p1,Zürich\nb2,p2,Köln\n".encode("latin-1")
+    refused = _upload(acme, {"transactions": ("t.csv", content)})
+    assert refused.status_code == 422
+    assert "t.csv: is not UTF-8 text (byte 0xfc at offset 26); it reads as latin-1: set the encoding to latin-1" in (
+        refused.json()["errors"]["transactions"][0]
+    )
+    body = profiled(acme, _upload(acme, {"transactions": ("t.csv", content)}, encoding="latin-1"))
+    city = {c["name"]: c for c in body["profile"]["transactions"]["columns"]}["city"]
+    assert sorted(v["value"] for v in city["top"]) == ["Köln", "Zürich"]
 
 
 def test_a_missing_column_choice_is_refused_after_reading_and_the_files_are_removed(

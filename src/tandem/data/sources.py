@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.resources
 from pathlib import Path
 
@@ -168,6 +169,11 @@ def read_source(con: duckdb.DuckDBPyConnection, source: TableSource, view: str) 
         rel = con.sql(f"SELECT * FROM {quote(view)}")
         columns = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
     except duckdb.Error as e:
+        if fmt == "csv" and source.encoding == "utf-8" and (where := _not_utf8(path)) is not None:
+            raise DataError(
+                f"{source.path}: is not UTF-8 text (byte {where[1]:#04x} at offset {where[0]:,}); it reads as "
+                "latin-1: set the encoding to latin-1"
+            ) from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{source.path}: cannot be read as {fmt}: {first_line}") from None
     if not columns:
@@ -179,6 +185,22 @@ def mostly_numbers(values: int, numbers: int) -> bool:
     """A text column of `values` non-missing values, `numbers` of which read as numbers, is a numeric column with
     a few bad values (a ranking target whose other rows are dropped and counted) rather than a text column."""
     return numbers > 0 and 2 * numbers >= values
+
+
+def _not_utf8(path: Path, limit: int = 16 * 1024**2) -> tuple[int, int] | None:
+    """(offset, byte) of the first byte of the file's first `limit` bytes that is not UTF-8, when the text reads
+    as latin-1 instead (no NUL bytes: not a binary file); None otherwise."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as f:
+        head = f.read(limit)
+    if b"\0" in head:
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        cut = len(head) == limit and e.start >= limit - 3  # a character cut by `limit`, not a bad byte
+        return None if cut else (e.start, head[e.start])
+    return None
 
 
 def is_numeric(duckdb_type: str) -> bool:

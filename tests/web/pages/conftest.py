@@ -1,17 +1,26 @@
 """Fixtures of the pages' tests: signed-in browsers-in-a-client, datasets and finished experiments made without
-a worker (view tests), and the screenshot folder of the browser tests."""
+a worker (view tests), the screenshot folder of the browser tests, and the platform they drive: Django's live
+server, or the platform started the production way (`manage.py serve`: gunicorn, whitenoise, DEBUG off)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from tests.web.conftest import REPO_ROOT, Tenant, upload_dataset
+from tests.web.conftest import REPO_ROOT, TEST_ENV, Tenant, upload_dataset, worker_database_url
 
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 
@@ -172,3 +181,68 @@ def browser() -> Iterator[Any]:
         finally:
             chromium.close()
             playwright.stop()
+
+
+@dataclass
+class Platform:
+    """Where a browser test reaches the platform, and whether it is the production server (another process)."""
+
+    url: str
+    production: bool
+
+    def account(self, tenant: Tenant) -> None:
+        """Make the tenant's password one the server can check: the tests hash quickly (MD5), which the
+        production server's settings do not accept, so its users get the production hasher's hash."""
+        if self.production:
+            from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+            hasher = PBKDF2PasswordHasher()
+            tenant.user.password = hasher.encode(tenant.password, hasher.salt())
+            tenant.user.save(update_fields=["password"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=["live server", "manage.py serve"])
+def platform(request: pytest.FixtureRequest, transactional_db: None, tmp_path: Path) -> Iterator[Platform]:
+    """The platform under test: pytest-django's live server, then `manage.py serve --no-worker` on the test
+    database (the test starts its own workers), stopped by its PID."""
+    if request.param == "live server":
+        yield Platform(request.getfixturevalue("live_server").url, production=False)
+        return
+    port, log = _free_port(), tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        **TEST_ENV,
+        "DATABASE_URL": worker_database_url(),
+        "TANDEM_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    for name in ("DJANGO_SETTINGS_MODULE", "TANDEM_DEBUG", "TANDEM_HTTPS"):
+        env.pop(name, None)
+    command = [sys.executable, str(REPO_ROOT / "manage.py"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+               "--no-worker"]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"manage.py serve did not listen within 90 s:\n{log.read_text()}"
+                time.sleep(0.3)
+        yield Platform(f"http://127.0.0.1:{port}", production=True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()

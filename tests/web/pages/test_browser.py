@@ -1,6 +1,7 @@
-"""A person's path through the pages in a real browser (Chromium via Playwright), against a live server and a
-real `manage.py db_worker` process: sign in, upload, configure, run, watch, read, compare; and another
-organisation sees none of it. A screenshot of each page is saved under test-output/screenshots/.
+"""A person's path through the pages in a real browser (Chromium via Playwright), against a live server and again
+against the platform started the production way (`manage.py serve`), with a real `manage.py db_worker` process:
+sign in, upload, configure, run, watch, read, compare; and another organisation sees none of it. A screenshot of
+each page is saved under test-output/screenshots/ (production/ for the second run).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import Tenant, Workers, make_tenant, synthetic_frames, upload_dataset
+from tests.web.pages.conftest import Platform
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -40,6 +42,7 @@ class Screens:
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.n = folder, 0
+        folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, page: Any, name: str) -> None:
         self.n += 1
@@ -318,12 +321,14 @@ def _api_docs(page: Any, shot: Screens) -> None:
 
 
 def test_a_person_trains_reads_and_compares_experiments(
-    browser: Any, live_server: Any, workers: Workers, transactions_csv: Path, screenshots: Path
+    browser: Any, platform: Platform, workers: Workers, transactions_csv: Path, screenshots: Path
 ) -> None:
     acme, hooli = make_tenant("Acme"), make_tenant("Hooli")
+    for tenant in (acme, hooli):
+        platform.account(tenant)
     workers.start()  # warms up (Django, torch) while the person configures
-    shot = Screens(screenshots)
-    page = _sign_in(browser, live_server.url, acme, shot)
+    shot = Screens(screenshots / "production" if platform.production else screenshots)
+    page = _sign_in(browser, platform.url, acme, shot)
     shot(page, "dashboard-empty")
 
     dataset = _upload(page, shot, transactions_csv)
@@ -406,7 +411,7 @@ def test_a_person_trains_reads_and_compares_experiments(
     _configs_in_use(page, shot, dataset)
     _api_docs(page, shot)
 
-    other = _sign_in(browser, live_server.url, hooli)
+    other = _sign_in(browser, platform.url, hooli)
     for url in ("/experiments/", "/datasets/", "/feature-configs/", "/model-configs/", "/compare/", "/dashboard/"):
         other.goto(url)
         text = other.inner_text("main")
