@@ -447,6 +447,17 @@ def test_validate_lists_every_problem_and_starts_nothing(page_client: Client, da
     assert not Experiment.objects.exists()
 
 
+def test_an_experiment_on_a_dataset_still_profiling_is_refused_beside_the_dataset(
+    page_client: Client, dataset: Dataset, acme: Tenant
+) -> None:
+    Dataset.objects.filter(pk=dataset.pk).update(status="profiling")
+    fc, mc = create_configs(acme)
+    for action in ("validate", "start"):
+        response = page_client.post("/experiments/new/", _experiment_form(dataset, fc, mc, action=action))
+        assert "is still being profiled" in " ".join(_field_errors(response, "dataset")), action
+    assert not Experiment.objects.exists()
+
+
 def test_a_valid_experiment_passes_validation_then_starts(page_client: Client, dataset: Dataset, acme: Tenant) -> None:
     fc, mc = create_configs(acme)
     checked = page_client.post("/experiments/new/", _experiment_form(dataset, fc, mc, action="validate"))
