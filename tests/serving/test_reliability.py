@@ -139,6 +139,8 @@ def hostile_loop(port: int, stop: Any, started: Any, counts: Any) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     while not stop.is_set():
         for method, path, body in requests:
+            if stop.is_set():
+                break
             try:
                 connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
                 response = connection.getresponse()
@@ -170,7 +172,7 @@ def test_valid_requests_hold_through_a_hostile_mix_in_bounded_memory_without_lea
         mixed, statuses = _timed(server.port, _valid(VALID))
     finally:
         stop.set()
-        attacker.join(60)
+        attacker.join(120)
     assert attacker.exitcode == 0
     hostile = dict(counts)
     assert statuses == {200: VALID}, statuses
