@@ -71,9 +71,11 @@ def _profile_options(dataset: Dataset) -> dict[str, Any]:
 def recommended_configs(dataset: Dataset, user: AbstractBaseUser | None) -> Recommended:
     """The recommended configs of `dataset` (made once, then found by name) and the cutoff.
 
-    Raises ValidationError (under "dataset") when the dataset cannot be profiled: no timestamp column, no
-    aggregation to learn from, a column the profile cannot read, an unreadable file.
+    Raises ValidationError (under "dataset") when the dataset is not ready or cannot be profiled: no timestamp
+    column, no aggregation to learn from, a column the profile cannot read, an unreadable file.
     """
+    if problem := dataset.readiness_problem():
+        raise ValidationError({"dataset": [problem]})
     if not dataset.timestamp_column:
         raise ValidationError({"dataset": ["recommended settings need a timestamp column (they split by time)"]})
     _, target_name, _, orders_name = _aggregate_names(dataset)
