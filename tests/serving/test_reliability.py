@@ -35,7 +35,7 @@ from tests.serving.test_app import MALFORMED
 pytestmark = pytest.mark.timeout(300)
 
 VALID = 400  # timed valid requests per phase
-P99_RATIO_BOUND = 4.0  # valid requests' p99 with the hostile process running, over their p99 alone
+P99_RATIO_BOUND = 5.0  # valid requests' p99 with the hostile process running, over their p99 alone
 MiB = 1024**2
 RSS_BOUND = 300 * MiB  # the server's peak resident memory over its resident memory before the attack
 LEAK_BOUND = 16 * MiB  # resident memory a second identical run of valid requests may add
