@@ -167,6 +167,7 @@ def test_a_baseline_model_is_trained_deployed_and_tried_as_any_model(
     assert response.status_code == 200
     deployment = Deployment.objects.get(experiment=experiment)
     servers.add(deployment.pid)
+    _until_running(acme, deployment.pk)
     assert _health(deployment) == {"status": "ok", "model_type": "buy_again", "signatures": ["serving_default"]}
     detail = page.get(f"/experiments/{experiment.pk}/").content.decode()
     assert 'value="retrieve">Retrieve</button>' in detail and 'value="rank">' not in detail
