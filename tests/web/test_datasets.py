@@ -97,8 +97,9 @@ def test_a_latin1_file_is_named_as_such_and_reads_with_its_encoding(acme: Tenant
     content = "buyer,product,city\nb1,p1,Zürich\nb2,p2,Köln\n".encode("latin-1")
     refused = _upload(acme, {"transactions": ("t.csv", content)})
     assert refused.status_code == 422
-    assert "t.csv: is not UTF-8 text (byte 0xfc at offset 26); it reads as latin-1: set the encoding to latin-1" in (
-        refused.json()["errors"]["transactions"][0]
+    assert (
+        "t.csv: is not UTF-8 text (byte 0xfc at offset 26); it reads as latin-1: set the encoding to latin-1"
+        in (refused.json()["errors"]["transactions"][0])
     )
     body = profiled(acme, _upload(acme, {"transactions": ("t.csv", content)}, encoding="latin-1"))
     city = {c["name"]: c for c in body["profile"]["transactions"]["columns"]}["city"]
