@@ -63,7 +63,7 @@ def test_features_follow_the_columns(written):
     spec = written[0]
     buyer = {f.column: f for f in spec.features.buyer}
     product = {f.column: f for f in spec.features.product}
-    assert set(buyer) == {"customer", "region", "item"} and set(product) == {"item", "category", "size"}
+    assert set(buyer) == {"customer", "region"} and set(product) == {"item", "category", "size"}
     assert buyer["customer"].transform == "id" and buyer["customer"].embedding_dim == id_embedding_dim(60)
     assert product["category"].transform == "categorical"
     assert product["category"].embedding_dim == category_embedding_dim(5)
@@ -74,13 +74,6 @@ def test_features_follow_the_columns(written):
     ]
     assert spec.data.transactions.types == {"customer": "VARCHAR"}
     assert spec.data.transactions.null_values == ["Unknown"]
-
-
-def test_the_buyer_tower_gets_the_purchase_history_over_the_product_ids(written):
-    """The history bag shares the product id embedding and leaves out one order of a row's pair."""
-    spec = written[0]
-    history = [f for f in spec.features.buyer if f.transform == "history"]
-    assert [(f.column, f.weighting, f.leave_out_target) for f in history] == [("item", "count", "order")]
 
 
 def test_the_lists_come_from_the_recommended_two_stage_with_the_category_nearest_root_of_the_catalog(written):
