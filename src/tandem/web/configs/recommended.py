@@ -90,7 +90,7 @@ def recommended_configs(dataset: Dataset, user: AbstractBaseUser | None) -> Reco
     except engine.TandemError as e:
         raise ValidationError({"dataset": [f"the dataset's files cannot be profiled: {e}"]}) from None
     org = dataset.organisation
-    about = f"Recommended by Tandem for “{dataset.name}” from its profile, as `tandem init` writes it."
+    about = f"Recommended by Tandem for “{dataset.name}” from its profile, as tandem init writes it."
     wanted = [
         (FeatureConfig, f"Recommended features · {dataset.name}", {"features": sections["features"]}),
         (ModelConfig, f"Recommended model · {dataset.name}", {s: sections.get(s) for s in ModelConfig.SECTIONS}),
