@@ -79,6 +79,8 @@ def estimate(spec: ExperimentSpec, distinct: Mapping[str, int]) -> ModelSize:
     (forward and backward), and the in-batch retrieval scores (batch × batch, forward and backward).
     """
     m, batch = spec.model, spec.training.batch_size
+    if m.is_baseline:
+        return _baseline_size(spec, distinct)
     product = spec.features.product
     bp, ba, dim = _tower(spec.features.buyer, m.buyer_tower_layers, distinct, product)
     pp, pa, _ = _tower(product, m.product_tower_layers, distinct, product)
@@ -91,3 +93,13 @@ def estimate(spec: ExperimentSpec, distinct: Mapping[str, int]) -> ModelSize:
     activations = 2 * (batch * per_example + scores)
     memory = FLOAT_BYTES * (_COPIES[spec.training.optimizer] * params + activations)
     return ModelSize(parameters=params, training_bytes=memory)
+
+
+def _baseline_size(spec: ExperimentSpec, distinct: Mapping[str, int]) -> ModelSize:
+    """A baseline model trains no towers: buy_again fits nothing; ease keeps `model.ease_neighbours` weights per
+    product of an N × N fit over the N most bought products (the Gram matrix, its factor and inverse, float64)."""
+    if spec.model.type != "ease":
+        return ModelSize(parameters=0, training_bytes=0)
+    ev = spec.evaluation
+    n = min(ev.ease_products, distinct.get(spec.data.product_id, ev.ease_products))
+    return ModelSize(parameters=n * min(spec.model.ease_neighbours, n), training_bytes=3 * 8 * n * n)

@@ -20,6 +20,7 @@ from tandem.run import RunResult, run
 from tandem.serving import recommender
 from tandem.serving.app import create_app
 from tandem.serving.bundle import Bundle
+from tandem.sizing import estimate
 from tests.evaluation.test_baselines import CUTOFF, KS, _expected_lists, _ndcg, _recall, _repeat_heavy_lines, _spec
 from tests.serving.conftest import call_app
 
@@ -128,6 +129,18 @@ def test_tandem_train_writes_a_baseline_bundle_without_a_model_folder(lines_path
     assert "buy_again model trained" in done.stdout and "spec.yaml, bundle/" in done.stdout
     assert (tmp_path / "run" / "bundle" / "baseline" / "baseline.npz").is_file()
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_baseline_models_size_is_its_ease_table(lines_path: Path) -> None:
+    """No towers are counted: ease holds N × ease_neighbours weights of an N × N float64 fit; buy_again nothing."""
+    spec = _spec(lines_path, aggregate=False)
+    sized = {
+        t: estimate(spec.model_copy(update={"model": spec.model.model_copy(update={"type": t, "ease_neighbours": 3})}),
+                    {"product": 40, "buyer": 30})
+        for t in ("ease", "buy_again")
+    }  # fmt: skip
+    assert (sized["ease"].parameters, sized["ease"].training_bytes) == (25 * 3, 3 * 8 * 25 * 25)
+    assert (sized["buy_again"].parameters, sized["buy_again"].training_bytes) == (0, 0)
 
 
 def test_prune_keeps_each_columns_largest_weights() -> None:
