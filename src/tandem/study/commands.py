@@ -79,7 +79,7 @@ def _setup(args: argparse.Namespace) -> Any:
     space = parsed["space"]
     grid = space.grid_size() if args.sampler == "grid" else None
     budget = min(args.trials or grid, grid) if grid else args.trials or DEFAULT_TRIALS
-    return spec.name, StudySetup(raw, None, space, parsed["objectives"], budget, args.prune)
+    return spec.name, StudySetup(raw, None, space, parsed["objectives"], budget, args.prune, args.sampler, args.seed)
 
 
 def _open(args: argparse.Namespace, name: str, setup: Any) -> Any:

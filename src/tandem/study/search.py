@@ -131,16 +131,21 @@ def open_study(
     )
 
 
-def claim(study: optuna.Study, space: Space, budget: int) -> optuna.Trial | None:
+def claim(study: optuna.Study, space: Space, budget: int, sampler: str, seed: int) -> optuna.Trial | None:
     """The next trial with its parameters, or None when the budget (all trials, however they ended) is spent.
 
-    Call it holding the study's lock: counting and asking must not interleave with another worker's.
+    Call it holding the study's lock: counting and asking must not interleave with another worker's. Every
+    worker's sampler starts from the same seed, so each ask but the grid's (which draws nothing) is seeded by the
+    trial's number: two workers, or two asks of the platform's fresh samplers, never draw the same values.
     """
     beating = is_heartbeat_enabled(study._storage)
     if beating:
         fail_stale(study)
-    if len(study.get_trials(deepcopy=False)) >= budget:
+    taken = len(study.get_trials(deepcopy=False))
+    if taken >= budget:
         return None
+    if sampler != "grid":
+        study.sampler = make_sampler(sampler, space, seed + taken)
     if not beating:
         return study.ask(space.distributions())
     with _heartbeat_warnings_off():

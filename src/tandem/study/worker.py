@@ -36,6 +36,8 @@ class StudySetup:
     objectives: list[Objective]
     budget: int
     pruner: str = "none"
+    sampler: str = "tpe"
+    seed: int = 0
 
     @property
     def pruned_objective(self) -> Objective | None:
@@ -103,7 +105,7 @@ def work(study: optuna.Study, setup: StudySetup, lock: Path, out: Path | None) -
     ran = 0
     while ABORTED_ATTR not in study.user_attrs:
         with file_lock(lock):
-            trial = search.claim(study, setup.space, setup.budget)
+            trial = search.claim(study, setup.space, setup.budget, setup.sampler, setup.seed)
         if trial is None:
             break
         try:

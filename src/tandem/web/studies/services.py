@@ -42,6 +42,8 @@ from tandem.web.experiments.models import ACTIVE, Experiment, Status
 from tandem.web.studies.models import MAX_PARALLELISM, MAX_TRIALS, Study, StudyStatus, StudyTrial, TrialState
 
 logger = logging.getLogger("tandem.web.studies")
+# The samplers' seed (each trial's draw is seeded by its number, see tandem.study.search.claim).
+SEED = 0
 
 OPTUNA_STATES = {
     TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
@@ -68,7 +70,7 @@ def optuna_study(study: Study) -> optuna.Study:
     """The study's Optuna side (created on first use). The platform's heartbeats are its experiments'."""
     return search.open_study(storage_url(), study.optuna_name, parse_objectives(list(study.objectives)),
                              space_of(study), heartbeat=False, sampler=study.sampler, pruner=study.pruner,
-                             startup_trials=3, seed=0)  # fmt: skip
+                             startup_trials=3, seed=SEED)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -216,7 +218,7 @@ def _tell(ostudy: optuna.Study, study: Study, trial: StudyTrial) -> None:
 
 def _start_trial(ostudy: optuna.Study, study: Study, space: Space) -> bool:
     """Take the next trial and queue its experiment; False when the budget is spent."""
-    trial = search.claim(ostudy, space, study.n_trials)
+    trial = search.claim(ostudy, space, study.n_trials, study.sampler, SEED)
     if trial is None:
         return False
     values = space.spec_values(trial.params)
