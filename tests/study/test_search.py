@@ -21,7 +21,7 @@ def test_workers_with_one_seed_draw_distinct_trials_up_to_the_budget(tmp_path, s
         return search.open_study(url, "s", objectives, space, sampler=sampler, heartbeat=False)
 
     drawn = []
-    for i in range(7):
+    for _ in range(7):
         study = worker()  # a fresh worker (a fresh sampler) every time, as on the platform
         trial = search.claim(study, space, 6, sampler, seed=0)
         if trial is None:
