@@ -23,6 +23,9 @@ from django.utils import timezone
 from tests.web.conftest import REPO_ROOT, TEST_ENV, Tenant, upload_dataset, worker_database_url
 
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
+# Browser walks declare a run dead after this much silence, as in production: they are not about the reaper, and
+# on a loaded machine the tests' 5 s (tests/web/conftest.py) can pass between two heartbeats of a healthy worker.
+HEARTBEAT_TIMEOUT = "60"
 
 
 @pytest.fixture
@@ -220,6 +223,7 @@ def platform(request: pytest.FixtureRequest, transactional_db: None, tmp_path: P
         **TEST_ENV,
         "DATABASE_URL": worker_database_url(),
         "TANDEM_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "TANDEM_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
     }
     for name in ("DJANGO_SETTINGS_MODULE", "TANDEM_DEBUG", "TANDEM_HTTPS"):
         env.pop(name, None)

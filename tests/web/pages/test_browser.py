@@ -18,11 +18,24 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import Tenant, Workers, make_tenant, synthetic_frames, upload_dataset
-from tests.web.pages.conftest import Platform
+from tests.web.pages.conftest import HEARTBEAT_TIMEOUT, Platform
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 VIEWPORT = {"width": 1366, "height": 768}
+
+
+@pytest.fixture
+def workers(transactional_db: None, tmp_path: Path, settings: Any) -> Iterator[Workers]:
+    """The tests' worker processes, with the browser walks' heartbeat timeout there and in this process."""
+    settings.TANDEM_HEARTBEAT_TIMEOUT = float(HEARTBEAT_TIMEOUT)
+    pool = Workers(tmp_path, {"TANDEM_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT})
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+
+
 FINISH_SECONDS = 150
 
 
