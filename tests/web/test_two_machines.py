@@ -2,8 +2,8 @@
 
 The store is moto's S3 server on loopback (a real S3 API over HTTP). Each machine is a set of processes with its own
 data folder, so nothing passes between them on disk: machine B's web process takes the upload, machine A's worker
-profiles it and trains the experiment from the stored files and stores its artifacts (MLflow's too), and B serves the bundle it
-fetches from the store.
+profiles it, trains the experiment from the stored files and stores its artifacts (MLflow's too), and B serves the
+bundle it fetches from the store.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def test_a_bundle_trained_on_one_machine_is_served_by_the_other(
     dataset = wait_for(lambda: _profiled(api, base, dataset["id"]), 120, "machine A's worker to profile it")
     lines = synthetic_files["transactions"].read_text().splitlines()
     assert dataset["profile"]["transactions"]["rows"] == len(lines) - 1  # profiled on A, from the store
+    assert any(f.startswith("cache/datasets/") for f in a.files())  # A's worker fetched the files from the store
     stored = {o.key for o in store.objects.all()}
     assert {k.rsplit("/", 1)[1] for k in stored} == {"transactions.csv", "products.parquet"}
     assert all(k.startswith("platform/datasets/") for k in stored)
