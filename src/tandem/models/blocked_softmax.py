@@ -24,7 +24,7 @@ import torch
 # 2^19 scores (2 MiB in float32) per block on the CPU: 2^18-2^20 were equally fast and 2^16 or 2^21 slower
 # at 6,837 x 4,363 x 32 on this machine (the synthetic benchmark's batch); a GPU wants few large blocks (each one
 # a kernel launch or more).
-BLOCK_ELEMENTS = {"cpu": 1 << 19, "cuda": 1 << 26}
+SOFTMAX_BLOCK_ELEMENTS = {"cpu": 1 << 19, "cuda": 1 << 26}
 MIN_ROWS = 16  # below this a block's products are matrix-vector products; chunk the columns instead
 SHARE_MAX = 1 - 1e-7  # the accidental-hit share clamp of the dense form
 
@@ -187,10 +187,10 @@ def blocked_softmax_loss(
     distinct candidate. candidate_log_q: [Uc] log sampling probabilities, subtracted from every logit (log-Q
     correction). With `remove_accidental_hits`, the other rows holding a row's own product are not its negatives
     (the row's own column stays, as in TensorFlow Recommenders). block_elements: scores per block (default: the
-    device's `BLOCK_ELEMENTS`). Returns a 0-d tensor.
+    device's `SOFTMAX_BLOCK_ELEMENTS`). Returns a 0-d tensor.
     """
     if block_elements is None:
-        block_elements = BLOCK_ELEMENTS.get(queries.device.type, BLOCK_ELEMENTS["cuda"])
+        block_elements = SOFTMAX_BLOCK_ELEMENTS.get(queries.device.type, SOFTMAX_BLOCK_ELEMENTS["cuda"])
     bias = candidate_counts.to(queries.dtype).log()
     positive_bias = None
     if candidate_log_q is not None:
