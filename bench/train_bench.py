@@ -11,7 +11,8 @@ and B2B catalogs are far larger than MovieLens. This script prints
      a batch's distinct counts, timed in the same run;
   3. one in-batch softmax step (forward + backward) at batch 8192 on a real MovieLens batch: the naive
      B × B score matrix against the engine's distinct-row form (RetrievalTask), with their losses compared;
-  4. the whole `tandem train examples/movielens_multitask.yaml --quiet` run: process start to metrics.json
+  4. the blocked softmax alone at several block sizes against the bare products (`--only blocks`);
+  5. the whole `tandem train examples/movielens_multitask.yaml --quiet` run: process start to metrics.json
      written and to process exit, median of several runs.
 
     .venv/bin/python bench/train_bench.py            # everything (about 5–10 minutes on 2 busy cores)
@@ -34,6 +35,7 @@ import torch
 from _common import OUT, TANDEM, TUTORIAL_SPEC, machine_line, median, run_child, spread, timed
 from torch import nn
 
+from tandem.models.blocked_softmax import blocked_softmax_loss
 from tandem.models.tasks import RetrievalTask
 from tandem.models.two_tower import TwoTowerModel
 from tandem.run import prepare
@@ -207,6 +209,42 @@ def softmax_step(data: EncodedData, batch: int, dim: int, reps: int) -> None:
     )
 
 
+def block_sizes(n_q: int, n_c: int, dim: int, batch: int, reps: int) -> None:
+    """The blocked loss (forward + backward) at several block sizes against the three bare products, interleaved,
+    on random embeddings at the synthetic batch's distinct counts (every distinct row used, the rest repeats)."""
+    g = torch.Generator().manual_seed(0)
+    q_index = torch.cat([torch.arange(n_q), torch.randint(0, n_q, (batch - n_q,), generator=g)])
+    c_index = torch.cat([torch.arange(n_c), torch.randint(0, n_c, (batch - n_c,), generator=g)])
+    counts = torch.bincount(c_index, minlength=n_c)
+    queries = (0.3 * torch.randn(n_q, dim, generator=g)).requires_grad_()
+    candidates = (0.3 * torch.randn(n_c, dim, generator=g)).requires_grad_()
+
+    def bare() -> None:
+        scores = queries.detach() @ candidates.detach().T
+        scores @ candidates.detach()
+        scores.T @ queries.detach()
+
+    def blocked(elements: int):
+        def run() -> None:
+            queries.grad = candidates.grad = None
+            blocked_softmax_loss(queries, candidates, q_index, c_index, counts, block_elements=elements).backward()
+
+        return run
+
+    fns = {"3 bare products": bare, **{f"blocked, 2^{p} scores": blocked(1 << p) for p in range(16, 22)}}
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(reps):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    print(f"\n## Blocked in-batch softmax, forward + backward, {n_q}×{n_c}×{dim}, batch {batch} (interleaved)")
+    for name, values in times.items():
+        print(f"  {name:<26} {spread(values)}  bare/this {median(times['3 bare products']) / median(values):.2f}")
+
+
 def whole_runs(runs: int) -> None:
     """`tandem train` as a user runs it: process start → metrics.json written, and → process exit."""
     out = OUT / "whole-run"
@@ -249,7 +287,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the synthetic spec")
     parser.add_argument("--whole-runs", type=int, default=5, help="repeats of the whole `tandem train` run")
-    parser.add_argument("--only", choices=["tutorial", "synthetic", "softmax", "whole"], action="append")
+    parser.add_argument("--only", choices=["tutorial", "synthetic", "softmax", "blocks", "whole"], action="append")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--memory", metavar="ROWS,ROWS", help="only: peak memory of a synthetic epoch at each size")
     args = parser.parse_args()
@@ -284,6 +322,8 @@ def main() -> None:
             f"Synthetic Zipf catalog ({args.rows:,} pairs, dim {args.dim}, batch {args.batch}, {args.epochs} epoch(s))"
         )
         bench_training(name, spec, 1, limit=True)
+    if "blocks" in only:  # the first synthetic batch's distinct counts at the default sizes
+        block_sizes(6837, 4363, args.dim, args.batch, reps=3 if args.quick else 7)
     if "whole" in only:
         whole_runs(args.whole_runs)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
