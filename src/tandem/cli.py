@@ -77,11 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         launch(args.nproc, _train_rank, args)
-    except ChildFailedError as e:
-        print(
-            f"error: a training process failed ({len(e.failures)} of {args.nproc}); see its message above",
-            file=sys.stderr,
-        )
+    except ChildFailedError:
+        print("error: a training process failed; see its message above", file=sys.stderr)
         return 1
     return 0
 

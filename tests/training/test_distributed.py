@@ -90,3 +90,14 @@ def test_a_process_count_that_is_not_a_whole_number_is_refused(tmp_path):
     process = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert "from 1 to 64" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_a_rank_that_fails_ends_the_run_with_its_message_and_no_traceback(tmp_path):
+    """A data file that is not there: each rank says so, the command exits 1 without a traceback."""
+    spec = _synthetic_spec(tmp_path)
+    (tmp_path / "rows.csv").unlink()
+    command = [sys.executable, "-m", "tandem.cli", "train", str(spec), "--quiet", "--nproc", "2"]
+    process = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 1
+    assert "rows.csv: no such file" in process.stderr and "a training process failed" in process.stderr
+    assert "Traceback" not in process.stderr

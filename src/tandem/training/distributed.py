@@ -12,6 +12,7 @@ candidates and their order are those of one process with the same global batch.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -47,6 +48,10 @@ def launch(nproc: int, entry: Callable[..., Any], *args: Any) -> Any:
     """Run `entry(*args)` in `nproc` processes on this machine, as torchrun does (torch's elastic agent, a
     rendezvous on a free loopback port); returns rank 0's result."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    # A failing rank prints its own message; the agent's log of it is a traceback of torch's internals.
+    for name in ("torch.distributed.elastic", "torch.multiprocessing.spawn"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
