@@ -67,9 +67,10 @@ def _assert_same_run(one: tuple[dict, list[dict]], two: tuple[dict, list[dict]])
     for key, value in m1.items():
         assert m2[key] == pytest.approx(value, abs=1e-4), key
     assert len(h1) == len(h2)
+    # Per-epoch losses are float32 sums taken in another order across ranks (seen: 1.2e-5 relative).
     for e1, e2 in zip(h1, h2, strict=True):
         for key in ("loss", "retrieval_loss", "ranking_loss"):
-            assert e2[key] == pytest.approx(e1[key], rel=1e-5), (e1["epoch"], key)
+            assert e2[key] == pytest.approx(e1[key], rel=1e-4), (e1["epoch"], key)
 
 
 def test_two_processes_give_the_metrics_of_one_on_a_synthetic_set(tmp_path):
