@@ -141,7 +141,7 @@ def _kill_mid_run(api: Api, workers: Workers, experiment_id: int) -> int:
 
 
 def test_a_worker_killed_mid_run_is_failed_when_its_heartbeat_expires_and_runs_again(
-    api: Api, workers: Workers, synthetic_files
+    api: Api, workers: Workers, synthetic_files, settings
 ) -> None:
     """SIGKILL mid-training: once the heartbeat is overdue the run is failed with the reason; a re-run completes."""
     dataset = _dataset(api, synthetic_files)
@@ -153,6 +153,9 @@ def test_a_worker_killed_mid_run_is_failed_when_its_heartbeat_expires_and_runs_a
 
     rerun = api.post(f"/experiments/{created['id']}/rerun")
     assert rerun["status"] == "pending" and rerun["attempt"] == 2 and rerun["history"] == []
+    # the live re-run is not to be reaped because a busy machine starved its heartbeat
+    settings.TANDEM_HEARTBEAT_TIMEOUT = 60
+    workers.extra_env["TANDEM_HEARTBEAT_TIMEOUT"] = "60"
     workers.start()
     done = wait_for(lambda: _status(api, created["id"], "completed", "failed"), 180, "the re-run to finish")
     assert done["status"] == "completed", done["error"] + workers.logs()
