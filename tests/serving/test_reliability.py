@@ -212,4 +212,4 @@ def test_valid_requests_hold_through_a_hostile_mix_in_bounded_memory_without_lea
     assert p99_mixed <= P99_RATIO_BOUND * p99_alone, FIGURES
     assert during["peak"] - before["rss"] < RSS_BOUND, FIGURES
     assert after["rss"] - after_again["rss"] < LEAK_BOUND, FIGURES  # a further run of the same requests adds nothing
-    assert after["files"] == before["files"], FIGURES
+    assert after["files"] <= before["files"], FIGURES  # a connection open before may have closed since
