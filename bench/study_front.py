@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 
 def _short(params: dict) -> str:
-    return ", ".join(f"{k.rsplit('.', 1)[-1].replace('_weight', '')}={v:g}" for k, v in params.items())
+    return ", ".join(f"{k.rsplit('.', 1)[-1].replace('_weight', '')}={v:.3g}" for k, v in params.items())
 
 
 def main() -> None:

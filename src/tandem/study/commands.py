@@ -179,13 +179,18 @@ def _report(study: Any, setup: Any, out: Path, where: str) -> None:
     print(f"{wrote}; {where}")
 
 
+def _shown(value: Any) -> str:
+    """A parameter value in the table: floats to four significant digits (study.json keeps them whole)."""
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+
+
 def format_trials(record: dict[str, Any], setup: Any, reasons: dict[int, str]) -> str:
     """A table: number, state, each parameter, each objective; Pareto trials starred, reasons below."""
     pareto = set(record["pareto"])
     heads = ["#", "state", *(p.path for p in setup.space.params), *(o.metric for o in setup.objectives)]
     rows = []
     for t in record["trials"]:
-        values = [json.dumps(t["params"].get(p.path)) for p in setup.space.params]
+        values = [_shown(t["params"].get(p.path)) for p in setup.space.params]
         scores = [f"{t['metrics'][o.metric]:.4f}" if isinstance(t["metrics"].get(o.metric), float) else "-"
                   for o in setup.objectives]  # fmt: skip
         rows.append([f"{t['number']}{'*' if t['number'] in pareto else ''}", t["state"], *values, *scores])
