@@ -268,9 +268,15 @@ def check_request(organisation: Organisation, endpoint: str, body: dict[str, Any
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on and no live deployment was given: a server just started has not bound its port
+    yet, and the system may offer that same free port again to the next deploy."""
+    taken = set(Deployment.objects.filter(status__in=LIVE).values_list("port", flat=True))
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
 
 
 def _arguments(deployment: Deployment) -> list[str]:
