@@ -200,7 +200,9 @@ def test_model_size_is_refused_at_validation_with_the_figure(acme: Tenant, synth
     dataset = upload_dataset(acme, synthetic_files)["id"]
     features = {"buyer": [{"column": "buyer", "transform": "hashing", "num_bins": 2**22, "embedding_dim": 2048}]}
     fc, mc = create_configs(acme, features=features, model={"buyer_tower_layers": [16], "product_tower_layers": [16]})
-    response = acme.post("/api/experiments", {"dataset": dataset, "feature_config": fc, "model_config": mc})
+    with peak_rss_growth() as peak:  # the refusal is computed from the spec: no table is ever allocated
+        response = acme.post("/api/experiments", {"dataset": dataset, "feature_config": fc, "model_config": mc})
+    assert peak[0] < RSS_BOUND, f"{peak[0] / MiB:.0f} MiB"
     body = _refused(response, 422, "parameters", "model_config")
     assert "8,589,9" in " ".join(body["errors"]["model_config"])  # 4,194,304 × 2,048 = 8,589,934,592 plus the rest
     assert Experiment.objects.count() == 0
