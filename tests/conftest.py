@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # they start, which inherit the environment) use one thread unless the caller chose otherwise. It is set before
 # any test module imports torch, which reads it once.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server a test starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ fresh process, which reports the heavy modules it holds once the command's work 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.export.cases import Case, trained_case
 
 HEAVY = ("torch", "torch._dynamo")
@@ -58,12 +58,6 @@ def case(tmp_path_factory: pytest.TempPathFactory, write_synthetic_project: Call
     return trained_case("multitask", tmp_path_factory.mktemp("cases"), write_synthetic_project)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_validate_and_init_start_without_torch(synthetic_spec_path, tmp_path):
     """Checking a spec against its data, and writing one from a profile, need neither torch nor its compiler."""
     assert loaded_after("validate", synthetic_spec_path, cwd=tmp_path) == []
@@ -80,7 +74,7 @@ def test_serve_and_recommend_start_without_torch(case, tmp_path):
     out = tmp_path / "recs.parquet"
     assert loaded_after("recommend", case.bundle, "--buyers", buyers, "--out", out, "--k", "3", cwd=tmp_path) == []
     assert out.exists()
-    assert loaded_after("--serve", "serve", case.bundle, "--port", str(_free_port()), cwd=tmp_path) == []
+    assert loaded_after("--serve", "serve", case.bundle, "--port", str(free_port()), cwd=tmp_path) == []
 
 
 def test_training_never_loads_the_compiler(synthetic_spec_path, tmp_path):

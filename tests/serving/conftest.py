@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tandem.serving.bundle import Bundle
+from tests.conftest import free_port
 from tests.export.cases import Case, trained_case
 
 
@@ -92,17 +93,11 @@ class ServerProcess:
     pid: int
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(bundle: Path, folder: Path) -> Iterator[ServerProcess]:
     """`tandem serve BUNDLE` on a free port of 127.0.0.1 (its log in `folder`), stopped by its PID afterwards;
     fails the test if it does not listen within 60 s or logs a traceback."""
-    port, log = _free_port(), folder / "server.log"
+    port, log = free_port(), folder / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tandem.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port)],

@@ -270,6 +270,19 @@ def worker_database_url() -> str:
     return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
 
 
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to each process still running, then wait for all of them (SIGKILL after 15 s)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class Workers:
     """Starts `manage.py db_worker` processes on the test database and stops every one of them by PID."""
 
@@ -295,15 +308,7 @@ class Workers:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_processes(self.procs)
 
 
 @pytest.fixture

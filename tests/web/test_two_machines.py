@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,18 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from tests.web.conftest import FEATURES, MODEL, REPO_ROOT, TEST_ENV, Tenant, make_tenant, wait_for, worker_database_url
+from tests.conftest import free_port
+from tests.web.conftest import (
+    FEATURES,
+    MODEL,
+    REPO_ROOT,
+    TEST_ENV,
+    Tenant,
+    make_tenant,
+    stop_processes,
+    wait_for,
+    worker_database_url,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -31,17 +41,11 @@ BUCKET = "tandem-store"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def store() -> Iterator[Any]:
     """An empty bucket on moto's S3 server at 127.0.0.1; yields the bucket (boto3) with its `url`."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per S3 request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
@@ -84,14 +88,7 @@ class Machine:
         return proc
 
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_processes(self.procs)
 
     def files(self) -> list[str]:
         return sorted(p.relative_to(self.data).as_posix() for p in self.data.rglob("*") if p.is_file())
@@ -117,7 +114,7 @@ def test_a_bundle_trained_on_one_machine_is_served_by_the_other(
     machines: tuple[Machine, Machine], store: Any, tenant: Tenant, synthetic_files: dict[str, Path]
 ) -> None:
     a, b = machines
-    port = _free_port()
+    port = free_port()
     b.start("runserver", f"127.0.0.1:{port}", "--noreload")
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {tenant.token}"

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
+from tests.conftest import free_port
 from tests.web.conftest import REPO_ROOT, TEST_ENV, Tenant, upload_dataset, worker_database_url
 
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
@@ -204,12 +205,6 @@ class Platform:
             tenant.user.save(update_fields=["password"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(params=["live server", "manage.py serve"])
 def platform(request: pytest.FixtureRequest, transactional_db: None, tmp_path: Path) -> Iterator[Platform]:
     """The platform under test: pytest-django's live server, then `manage.py serve --no-worker` on the test
@@ -217,7 +212,7 @@ def platform(request: pytest.FixtureRequest, transactional_db: None, tmp_path: P
     if request.param == "live server":
         yield Platform(request.getfixturevalue("live_server").url, production=False)
         return
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     env = {
         **os.environ,
         **TEST_ENV,

@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
-from tandem.web import engine
+from tandem.web import engine, storage
 from tandem.web.configs import services
 from tandem.web.configs.models import FeatureConfig, ModelConfig
 from tandem.web.datasets.models import Dataset
@@ -64,7 +64,7 @@ def _profile_options(dataset: Dataset) -> dict[str, Any]:
     for role, key in (("buyers", dataset.buyers_key), ("products", dataset.products_key)):
         upload = getattr(dataset, f"{role}_file")
         if upload:
-            options[role] = (upload.path, key)
+            options[role] = (str(storage.local_path(upload.name)), key)
     return options
 
 
@@ -85,7 +85,10 @@ def recommended_configs(dataset: Dataset, user: AbstractBaseUser | None) -> Reco
         )
     try:
         sections, cutoff = engine.recommended_sections(
-            dataset.transactions_file.path, target_name or "", orders_name, **_profile_options(dataset)
+            str(storage.local_path(dataset.transactions_file.name)),
+            target_name or "",
+            orders_name,
+            **_profile_options(dataset),
         )
     except engine.TandemError as e:
         raise ValidationError({"dataset": [f"the dataset's files cannot be profiled: {e}"]}) from None
