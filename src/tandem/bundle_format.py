@@ -14,7 +14,8 @@ Layout of a bundle folder:
   buyers.parquet      buyer_id of each buyer code the second stage knows, in code order (two-stage only)
   two_stage/          the second stage (spec section `recommend`): two_stage.npz (the training order log as
                       buyer/product/time arrays, product category codes, the kept EASE neighbour weights as CSR
-                      arrays), ranker.onnx, two_stage.json (settings, cutoff, horizon)
+                      arrays), ranker.onnx, explore_ranker.onnx (the ranker of the lists without the buyer's past
+                      products), two_stage.json (settings, cutoff, horizon)
 
 A baseline model's bundle (`model.type: buy_again | ease`) has no towers: manifest.json, products.parquet,
 buyers.parquet and baseline/baseline.npz (see :mod:`tandem.evaluation.baseline_model`); it serves

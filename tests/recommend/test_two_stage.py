@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tandem.recommend.two_stage import TwoStage
+from tandem.recommend.two_stage import TwoStage, candidate_table
 from tandem.run import run
 from tandem.spec import parse_spec
 
@@ -74,3 +74,27 @@ def test_saved_two_stage_gives_the_evaluated_lists(result, tmp_path) -> None:
         assert np.array_equal(
             loaded.lists(buyers, 10, explore=explore), result.two_stage.lists(buyers, 10, explore=explore)
         )
+
+
+def test_lists_of_new_products_are_the_explore_rankers_order(result) -> None:
+    """Without the buyer's history, the candidates it never bought are ordered by the second ranker, learned on
+    those candidates alone: recomputed here from the candidate table and that ranker's scores."""
+    two_stage = result.two_stage
+    assert two_stage.explore_ranker.graph != two_stage.ranker.graph
+    assert len(two_stage.report["explore_losses"]) == two_stage.settings.ranker_epochs
+    buyers = np.arange(two_stage.log.n_buyers)
+    rows, products, features = candidate_table(
+        two_stage.log, two_stage.neighbours, two_stage.stats, buyers, two_stage.settings
+    )
+    history = two_stage.log.history()
+    new = ~history.bought(buyers[rows], products)
+    scores = two_stage.explore_ranker.score(features[new])
+    lists = two_stage.lists(buyers, 10, explore=True)
+    for b in buyers:
+        mine = rows[new] == b
+        expected = pd.DataFrame({"p": products[new][mine], "s": scores[mine]}).sort_values(
+            ["s", "p"], ascending=[False, True]
+        )
+        n = min(10, len(expected))
+        assert lists[b, :n].tolist() == expected["p"].head(n).tolist()
+        assert not history.bought(np.full(10, b), np.maximum(lists[b], 0)).any()

@@ -33,11 +33,12 @@ def bundle(bundles: Callable[[str], Bundle]) -> Bundle:
     return bundles(TWO_STAGE)
 
 
-def _evaluated(case: Case) -> dict[str, list[str]]:
-    """Each test buyer's list as the run's metrics scored it (the lists `two_stage_metrics` measures)."""
+def _evaluated(case: Case, new_only: bool = False) -> dict[str, list[str]]:
+    """Each test buyer's list as the run's metrics scored it (the lists `two_stage_metrics` measures; new_only:
+    the explore lists, without the buyer's past products)."""
     data = case.result.data
     buyers = np.unique(SplitPairs.of(data, data.test).buyer)
-    lists = case.result.two_stage.lists(buyers, K)
+    lists = case.result.two_stage.lists(buyers, K, explore=new_only)
     return {
         str(data.buyer_ids[b]): data.product_ids[row[row >= 0]].tolist() for b, row in zip(buyers, lists, strict=True)
     }
@@ -63,6 +64,26 @@ def test_served_lists_are_the_evaluated_lists(case: Case, bundle: Bundle) -> Non
     assert {r["stage"] for r in body["results"]} == {"two_stage"}
     status, one = call_app(app, "POST", "/v1/recommend", {"buyer": {"buyer": ids[0], "ts": 1_700_000_000}, "k": 3})
     assert (status, one["product_ids"]) == (200, evaluated[ids[0]][:3])
+
+
+def test_new_only_serves_the_lists_of_new_products(case: Case, bundle: Bundle, tmp_path: Path) -> None:
+    """`new_only` (HTTP and `tandem recommend --new-only`) answers the explore lists the metrics scored: none of
+    the buyer's past products, in the explore ranker's order."""
+    evaluated = _evaluated(case, new_only=True)
+    ids = sorted(evaluated)
+    body = {"buyers": [{"buyer": b} for b in ids], "k": K, "new_only": True}
+    status, answer = call_app(create_app(bundle), "POST", "/v1/recommend", body)
+    assert status == 200
+    assert {b: r["product_ids"] for b, r in zip(ids, answer["results"], strict=True)} == evaluated
+    data, log = case.result.data, case.result.two_stage.log
+    bought = set(zip(data.buyer_ids[log.buyer].tolist(), data.product_ids[log.product].tolist(), strict=True))
+    assert not any((b, p) in bought for b, listed in evaluated.items() for p in listed)
+    assert evaluated != _evaluated(case)
+    buyers = tmp_path / "buyers.csv"
+    pd.DataFrame({"buyer": ids}).to_csv(buyers, index=False)
+    recommend_file(bundle, buyers, tmp_path / "new.parquet", k=K, new_only=True)
+    out = pd.read_parquet(tmp_path / "new.parquet")
+    assert {b: g.sort_values("rank")["product_id"].tolist() for b, g in out.groupby("buyer")} == evaluated
 
 
 def test_excluded_products_leave_the_rest_in_order(case: Case, bundle: Bundle) -> None:

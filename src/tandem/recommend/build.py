@@ -68,8 +68,10 @@ def _neighbours(log: OrderLog, settings: RecommendSpec) -> Neighbours:
 def train_two_stage(
     log: OrderLog, as_of: int, horizon: float, category: np.ndarray, settings: RecommendSpec, seed: int
 ) -> TwoStage:
-    """Train the ranker on windows of the log before `as_of` and build the recommender at `as_of`. Raises
-    ValueError when the log is shorter than one horizon."""
+    """Train the rankers on windows of the log before `as_of` and build the recommender at `as_of`: one over
+    every candidate, and one over the candidates the buyer had not bought, for the lists of new products (a
+    list without the buyer's history asks a different question: what, of what it never bought, it buys next).
+    Raises ValueError when the log is shorter than one horizon."""
     rng = np.random.default_rng(seed)
     parts, report = [], {"windows": []}
     for w in range(1, settings.windows + 1):
@@ -87,15 +89,32 @@ def train_two_stage(
         rows, products, features = table
         keys = buyers[rows] * log.n_products + products
         labels = np.isin(keys, label_keys).astype(np.float32)
-        parts.append((features, labels, rows + (w - 1) * log.n_buyers))
+        unseen = ~before.history().bought(buyers[rows], products)
+        parts.append((features, labels, rows + (w - 1) * log.n_buyers, unseen))
         covered = float(labels.sum() / max(1, np.isin(label_keys // log.n_products, buyers).sum()))
         report["windows"].append(
             {"start": int(start), "buyers": len(buyers), "candidates": len(rows), "label_coverage": covered}
         )
     if not parts:
         raise ValueError("the training period is shorter than one horizon: the ranker has nothing to learn from")
-    features, labels, groups = (np.concatenate(p) for p in zip(*parts, strict=True))
-    graph, losses = train_ranker(
+    features, labels, groups, unseen = (np.concatenate(p) for p in zip(*parts, strict=True))
+    graph, report["losses"] = _ranker(features, labels, groups, settings, seed)
+    ranker = explore_ranker = Ranker(graph)
+    if unseen.any():
+        explore_graph, report["explore_losses"] = _ranker(
+            features[unseen], labels[unseen], groups[unseen], settings, seed
+        )
+        explore_ranker = Ranker(explore_graph)
+    neighbours = _neighbours(log, settings)
+    rankers = (ranker, explore_ranker)
+    return TwoStage(settings, log, as_of, horizon, category, neighbours, *rankers, report)
+
+
+def _ranker(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, settings: RecommendSpec, seed: int
+) -> tuple[bytes, list[float]]:
+    """The ranker's graph and losses, trained with the settings' layers, loss and schedule."""
+    return train_ranker(
         features,
         labels,
         groups,
@@ -106,8 +125,6 @@ def train_two_stage(
         groups_per_batch=settings.buyers_per_batch,
         seed=seed,
     )
-    report["losses"] = losses
-    return TwoStage(settings, log, as_of, horizon, category, _neighbours(log, settings), Ranker(graph), report)
 
 
 def fit_two_stage(spec: ExperimentSpec, interactions: Interactions, data: EncodedData) -> TwoStage:

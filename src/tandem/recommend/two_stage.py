@@ -49,6 +49,7 @@ class TwoStage:
     category: np.ndarray  # [n_products] category code, -1 when unknown
     neighbours: Neighbours
     ranker: Ranker
+    explore_ranker: Ranker  # orders the candidates the buyer never bought, for the lists without its history
     report: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
@@ -66,10 +67,10 @@ class TwoStage:
         for s in range(0, len(buyers), BUYER_BLOCK):
             block = buyers[s : s + BUYER_BLOCK]
             rows, products, features = candidate_table(self.log, self.neighbours, self.stats, block, self.settings)
-            score = self.ranker.score(features)
             if explore:
                 kept = ~history.bought(block[rows], products)
-                rows, products, score = rows[kept], products[kept], score[kept]
+                rows, products, features = rows[kept], products[kept], features[kept]
+            score = (self.explore_ranker if explore else self.ranker).score(features)
             order = np.lexsort((products, -score, rows))
             rows, products = rows[order], products[order]
             position = np.arange(len(rows)) - np.searchsorted(rows, rows)
@@ -86,7 +87,7 @@ class TwoStage:
         return out
 
     def save(self, folder: str | Path) -> None:
-        """Write everything `load` needs: the orders, categories, neighbours (npz), the ranker (ONNX), settings."""
+        """Write everything `load` needs: the orders, categories, neighbours (npz), the rankers (ONNX), settings."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         w = self.neighbours.weights
@@ -101,6 +102,7 @@ class TwoStage:
             weights=w.data,
         )
         (folder / "ranker.onnx").write_bytes(self.ranker.graph)
+        (folder / "explore_ranker.onnx").write_bytes(self.explore_ranker.graph)
         meta = {
             "settings": self.settings.model_dump(mode="json"),
             "as_of": self.as_of,
@@ -120,6 +122,10 @@ class TwoStage:
         n_b, n_p = meta["n_buyers"], meta["n_products"]
         log = OrderLog(z["buyer"], z["product"], z["time"], n_b, n_p)
         weights = sp.csr_matrix((z["weights"], z["indices"], z["indptr"]), shape=(n_p, n_p))
+        ranker = Ranker((folder / "ranker.onnx").read_bytes())
+        # A bundle written before the second ranker existed orders new products with its one ranker.
+        explore = folder / "explore_ranker.onnx"
+        explore_ranker = Ranker(explore.read_bytes()) if explore.exists() else ranker
         return cls(
             RecommendSpec.model_validate(meta["settings"]),
             log,
@@ -127,6 +133,7 @@ class TwoStage:
             meta["horizon"],
             z["category"],
             Neighbours(weights),
-            Ranker((folder / "ranker.onnx").read_bytes()),
+            ranker,
+            explore_ranker,
             meta["report"],
         )

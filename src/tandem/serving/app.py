@@ -131,7 +131,7 @@ class ServingApp:
 
     async def recommend(self, request: Request) -> JSONResponse:
         body = await self._parse(RecommendRequest, request)
-        args = (body.buyer_list(), body.k, body.exclude_lists(), body.candidates)
+        args = (body.buyer_list(), body.k, body.exclude_lists(), body.candidates, body.new_only)
         results = await self._compute(recommender.recommend, *args)
         return _answer(body.batched, results)
 

@@ -111,14 +111,20 @@ def _chunk_table(
 
 
 def _chunk_hits(
-    bundle: Bundle, raw: dict[str, np.ndarray], batch: pa.RecordBatch, key: str | None, k: int, exclude: list
+    bundle: Bundle,
+    raw: dict[str, np.ndarray],
+    batch: pa.RecordBatch,
+    key: str | None,
+    k: int,
+    exclude: list,
+    new_only: bool,
 ) -> tuple[list, list[str | None], int]:
     """(scores, catalog rows) and the fallback of each buyer of a chunk, and how many got the bundle's lists
     (second stage or baseline: the buyers they know, no scores); the others get the first stage's retrieval or
     popularity."""
     n = batch.num_rows
     ids = batch.column(key).to_numpy(zero_copy_only=False) if key is not None else [None] * n
-    second = listed_rows(bundle, ids, k, exclude)
+    second = listed_rows(bundle, ids, k, exclude, new_only)
     hits: list = [(np.full(len(rows), np.nan, np.float32), rows) for rows in second if rows is not None]
     rest = np.array([i for i, rows in enumerate(second) if rows is None], dtype=np.int64)
     fallbacks: list[str | None] = [None] * n
@@ -144,12 +150,14 @@ def recommend_file(
     purchases: str | Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
     shard: tuple[int, int] = (0, 1),
+    new_only: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Write the top-k products of every buyer in `buyers` (CSV or Parquet) to the Parquet file `out`.
 
     purchases: a file of past (buyer, product) rows to exclude, with the spec's buyer_id and product_id columns,
-    or "spec" for the transactions file the bundle's spec names. shard (i, n): only the i-th of n consecutive parts
+    or "spec" for the transactions file the bundle's spec names. new_only: the known buyers get the lists of
+    products they never bought (see `listed_rows`). shard (i, n): only the i-th of n consecutive parts
     of the buyers file (0-based), so that n processes share the work; the `row` column stays the file's row.
     Returns counts (buyers, rows, fallbacks, listed: buyers given the second stage's or baseline's lists).
     Raises TandemError when the files do not hold what is needed, and DataError when one cannot be read.
@@ -189,7 +197,8 @@ def recommend_file(
                         c: batch.column(c).to_numpy(zero_copy_only=False) for c in bundle.buyer_columns if c in columns
                     }
                     bought = [ids or [] for ids in batch.column("__bought").to_pylist()]
-                    hits, fallbacks, listed = _chunk_hits(bundle, raw, batch, key, k, exclusion_rows(bundle, bought))
+                    excluded = exclusion_rows(bundle, bought)
+                    hits, fallbacks, listed = _chunk_hits(bundle, raw, batch, key, k, excluded, new_only)
                     table = _chunk_table(schema, bundle, batch, key, hits, fallbacks)
                     writer.write_table(table)
                     counts["buyers"] += n

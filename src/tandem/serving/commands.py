@@ -53,6 +53,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         purchases=args.exclude_purchased,
         chunk_rows=args.chunk_rows,
         shard=args.shard,
+        new_only=args.new_only,
         progress=not args.quiet,
     )
     source = {None: None, SPEC_TRANSACTIONS: "the spec's transactions"}.get(
@@ -101,6 +102,11 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="leave out each buyer's past purchases: from FILE (buyer and product id columns as in the spec), "
         "or, without FILE, from the spec's transactions file",
+    )
+    rec.add_argument(
+        "--new-only",
+        action="store_true",
+        help="give the buyers the bundle's lists know only products they never bought (the lists of new products)",
     )
     rec.add_argument("--chunk-rows", type=int, default=1024, help="buyers scored at a time (default: 1024)")
     rec.add_argument(

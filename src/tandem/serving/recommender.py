@@ -209,11 +209,12 @@ def rank(bundle: Bundle, buyers: list[dict[str, Any]], product_ids: list[list[An
 
 
 def listed_rows(
-    bundle: Bundle, buyer_ids: list[Any] | np.ndarray, k: int, exclude: list[np.ndarray]
+    bundle: Bundle, buyer_ids: list[Any] | np.ndarray, k: int, exclude: list[np.ndarray], new_only: bool = False
 ) -> list[np.ndarray | None]:
     """Each buyer's top-k catalog rows from the bundle's lists (its second stage or baseline), best first, for
     the buyers they know by id; None for the others (all of them in a bundle without such lists).
-    exclude: catalog rows to leave out per buyer."""
+    exclude: catalog rows to leave out per buyer; new_only: the lists of products the buyer never bought (the
+    ones the explore metrics score)."""
     if bundle.lists is None or bundle.buyers is None:
         return [None] * len(buyer_ids)
     codes = bundle.buyers.rows(np.asarray(buyer_ids, dtype=object))
@@ -222,26 +223,30 @@ def listed_rows(
     if len(known):
         # A longer list, then the exclusions taken out: a list's first k are the same whatever its length.
         longest = k + max(len(exclude[i]) for i in known)
-        for i, rows in zip(known, bundle.lists.lists(codes[known], longest), strict=True):
+        for i, rows in zip(known, bundle.lists.lists(codes[known], longest, explore=new_only), strict=True):
             rows = rows[rows >= 0]
             out[i] = rows[~np.isin(rows, exclude[i])][:k]
     return out
 
 
-def _listed(bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]]) -> list[np.ndarray | None]:
+def _listed(
+    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], new_only: bool = False
+) -> list[np.ndarray | None]:
     """`listed_rows` of request buyers, found by the spec's buyer id column (unknown keys are refused first)."""
     columns = buyers_to_columns(bundle, buyers)
     key = bundle.manifest.spec["data"]["buyer_id"]
-    return listed_rows(bundle, columns.get(key, [None] * len(buyers)), k, exclusion_rows(bundle, exclude))
+    ids = columns.get(key, [None] * len(buyers))
+    return listed_rows(bundle, ids, k, exclusion_rows(bundle, exclude), new_only)
 
 
 def _baseline_results(
-    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]]
+    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], new_only: bool = False
 ) -> list[dict[str, Any]]:
     """A baseline model's answers: its lists for the buyers it knows, the most popular products for the others."""
     key = bundle.manifest.spec["data"]["buyer_id"]
     results = []
-    for rows, excluded in zip(_listed(bundle, buyers, k, exclude), exclusion_rows(bundle, exclude), strict=True):
+    listed = _listed(bundle, buyers, k, exclude, new_only)
+    for rows, excluded in zip(listed, exclusion_rows(bundle, exclude), strict=True):
         if rows is not None:
             results.append({"product_ids": bundle.product_ids[rows].tolist(), "scores": None, "fallback": None})
         else:
@@ -287,19 +292,25 @@ def _first_stage(
 
 
 def recommend(
-    bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], candidates: int | None = None
+    bundle: Bundle,
+    buyers: list[dict[str, Any]],
+    k: int,
+    exclude: list[list[Any]],
+    candidates: int | None = None,
+    new_only: bool = False,
 ) -> list[dict[str, Any]]:
     """The recommendation: the second stage's lists for the buyers it knows (a baseline model: its retrieval);
     for the others (and in a bundle without one), retrieve `candidates` products (default: the spec's candidate
     pool, at least k), then keep the k with the highest rating-head predictions, best first, with their
-    retrieval scores."""
+    retrieval scores. new_only: for the buyers the lists know, only products they never bought, in the order
+    of the lists of new products (the second stage's explore ranker); the others' purchases are not known."""
     if TWO_STAGE not in bundle.manifest.signatures:
         _require(bundle, RETRIEVAL)
         if bundle.has_towers:
             _require(bundle, RANKING)
     if not bundle.has_towers:
-        return retrieve(bundle, buyers, k, exclude)
-    second = _listed(bundle, buyers, k, exclude)
+        return _baseline_results(bundle, buyers, k, exclude, new_only)
+    second = _listed(bundle, buyers, k, exclude, new_only)
     excluded = exclusion_rows(bundle, exclude)
     rest = [i for i, rows in enumerate(second) if rows is None]
     first = iter(_first_stage(bundle, [buyers[i] for i in rest], k, [excluded[i] for i in rest], candidates))

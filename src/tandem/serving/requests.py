@@ -113,9 +113,11 @@ class RankRequest(_Body):
 
 
 class RecommendRequest(RetrieveRequest):
-    """`POST /v1/recommend`: retrieval's body plus `candidates`, how many retrieved products the ranking reorders."""
+    """`POST /v1/recommend`: retrieval's body plus `candidates`, how many retrieved products the ranking reorders,
+    and `new_only`, the lists of products each known buyer never bought."""
 
     candidates: StrictInt | None = Field(None, ge=1, le=MAX_K)
+    new_only: StrictBool = False
 
     def work(self) -> tuple[int, str]:
         return len(self.buyer_list()) * max(self.k, self.candidates or 0), "retrieve_results"

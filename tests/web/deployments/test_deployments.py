@@ -313,6 +313,13 @@ def test_a_second_stage_offers_recommend_and_lays_out_its_lists() -> None:
                    manifest=_manifest(["serving_default", "two_stage"]))  # fmt: skip
     assert form.actions == ["retrieve", "recommend"] and form.is_valid(), form.errors
     assert form.body() == {"buyer": {"buyer": "b1"}, "k": 2}
+    new = TryForm({"buyer_0": "b1", "k": "2", "new_only": "on", "action": "recommend"},
+                  manifest=_manifest(["serving_default", "two_stage"]))  # fmt: skip
+    assert new.is_valid() and new.body() == {"buyer": {"buyer": "b1"}, "k": 2, "new_only": True}
+    new = TryForm({"buyer_0": "b1", "new_only": "on", "action": "retrieve"},
+                  manifest=_manifest(["serving_default", "two_stage"]))  # fmt: skip
+    assert new.is_valid() and "new_only" not in new.body()  # retrieval is the first stage's, not the lists'
+    assert "new_only" not in TryForm(manifest=_manifest(["serving_default", "serve_ranking"])).fields
     rows = form.rows({"product_ids": ["p2", "p1"], "stage": "two_stage", "fallback": None})
     assert [(r["rank"], r["product_id"], r["score"], r["prediction"]) for r in rows] == [
         (1, "p2", None, None),

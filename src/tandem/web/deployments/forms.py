@@ -1,6 +1,6 @@
 """The Try-it form: one buyer's features (a field per source column the served model reads, the buyer id first and
-then in the feature config's order, with the learnt values suggested), k, product ids to rank, and the button
-pressed. It builds the server's request body, and lays the server's answer out as rows.
+then in the feature config's order, with the learnt values suggested), k, product ids to rank, whether to list
+only products new to the buyer, and the button pressed. It builds the server's request body, and lays the server's answer out as rows.
 
 Values are sent with the type the feature's transform reads: numbers for numeric, bucketized and timestamp
 columns (a timestamp may also be a date text), text for the rest (ids, categories, hashed values, free text
@@ -52,6 +52,11 @@ class TryForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "p1, p2, p3"}),
         help_text=_("comma- or line-separated"),
     )
+    new_only = forms.BooleanField(
+        label=_("Only products new to the buyer"),
+        required=False,
+        help_text=_("recommend: the list of products the buyer never bought"),
+    )
     action = forms.ChoiceField(choices=())
 
     def __init__(
@@ -82,6 +87,8 @@ class TryForm(forms.Form):
             del self.fields["product_ids"]
         if RETRIEVAL not in self.signatures and TWO_STAGE not in self.signatures:
             del self.fields["k"]
+        if TWO_STAGE not in self.signatures and not manifest.get("baseline"):
+            del self.fields["new_only"]  # only lists that know the buyer's purchases can leave them out
 
     @property
     def actions(self) -> list[str]:
@@ -92,8 +99,8 @@ class TryForm(forms.Form):
         return [self[f"buyer_{i}"] for i in range(len(self.columns))]
 
     def option_fields(self) -> list[forms.BoundField]:
-        """k and the product ids, those of them the bundle's signatures use."""
-        return [self[name] for name in ("k", "product_ids") if name in self.fields]
+        """k, the product ids and new_only, those of them the bundle's signatures use."""
+        return [self[name] for name in ("k", "product_ids", "new_only") if name in self.fields]
 
     def _value(self, column: str, text: str) -> str | int | float:
         kinds = self.transforms[column]
@@ -127,7 +134,8 @@ class TryForm(forms.Form):
         data = self.cleaned_data
         if data["action"] == "rank":
             return {"buyer": data["buyer"], "product_ids": data["product_ids"]}
-        return {"buyer": data["buyer"], "k": data["k"] or DEFAULT_K}
+        body = {"buyer": data["buyer"], "k": data["k"] or DEFAULT_K}
+        return {**body, "new_only": True} if data["action"] == "recommend" and data.get("new_only") else body
 
     def rows(self, answer: dict[str, Any]) -> list[dict[str, Any]]:
         """The answer as table rows, best first: rank, product id, and the retrieval score and/or prediction."""
