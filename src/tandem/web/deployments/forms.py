@@ -87,8 +87,8 @@ class TryForm(forms.Form):
             del self.fields["product_ids"]
         if RETRIEVAL not in self.signatures and TWO_STAGE not in self.signatures:
             del self.fields["k"]
-        if TWO_STAGE not in self.signatures and not manifest.get("baseline"):
-            del self.fields["new_only"]  # only lists that know the buyer's purchases can leave them out
+        if TWO_STAGE not in self.signatures:
+            del self.fields["new_only"]  # only the second stage's recommend knows the buyer's purchases
 
     @property
     def actions(self) -> list[str]:
