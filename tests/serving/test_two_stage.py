@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from tandem.evaluation.evaluate import SplitPairs
+from tandem.recommend.two_stage import candidate_table
 from tandem.serving import recommender
 from tandem.serving.app import create_app
 from tandem.serving.batch import recommend_file
@@ -53,8 +54,21 @@ def test_the_bundle_records_its_second_stage(case: Case, bundle: Bundle) -> None
     assert "two_stage" in bundle.manifest.signatures and "buyer" in bundle.buyer_columns
 
 
+def _ranker_scores(case: Case, buyer: str, products: list[str]) -> list[float]:
+    """The ranker's score of each of the buyer's listed products, recomputed from its candidate table (the
+    products outside the candidates, the popular fill, have none: NaN)."""
+    two_stage, data = case.result.two_stage, case.result.data
+    code = np.array([list(data.buyer_ids).index(buyer)])
+    _, products_of, features = candidate_table(
+        two_stage.log, two_stage.neighbours, two_stage.stats, code, two_stage.settings
+    )
+    scored = dict(zip(data.product_ids[products_of].tolist(), two_stage.ranker.score(features).tolist(), strict=True))
+    return [scored.get(p, np.nan) for p in products]
+
+
 def test_served_lists_are_the_evaluated_lists(case: Case, bundle: Bundle) -> None:
-    """/v1/recommend over HTTP, one buyer at a time and in a batch, answers the evaluated lists."""
+    """/v1/recommend over HTTP, one buyer at a time and in a batch, answers the evaluated lists, with the
+    ranker's scores (null for the popular fill)."""
     evaluated = _evaluated(case)
     app = create_app(bundle)
     ids = sorted(evaluated)
@@ -62,6 +76,12 @@ def test_served_lists_are_the_evaluated_lists(case: Case, bundle: Bundle) -> Non
     assert status == 200
     assert {b: r["product_ids"] for b, r in zip(ids, body["results"], strict=True)} == evaluated
     assert {r["stage"] for r in body["results"]} == {"two_stage"}
+    for b, r in zip(ids, body["results"], strict=True):
+        expected = _ranker_scores(case, b, r["product_ids"])
+        got = [np.nan if v is None else v for v in r["scores"]]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+        known = [v for v in got if not np.isnan(v)]
+        assert known == sorted(known, reverse=True) and not np.isnan(got[0])
     status, one = call_app(app, "POST", "/v1/recommend", {"buyer": {"buyer": ids[0], "ts": 1_700_000_000}, "k": 3})
     assert (status, one["product_ids"]) == (200, evaluated[ids[0]][:3])
 
@@ -113,7 +133,10 @@ def test_batch_recommend_writes_the_evaluated_lists(case: Case, bundle: Bundle, 
     out = pd.read_parquet(tmp_path / "out.parquet")
     served = {b: g.sort_values("rank")["product_id"].tolist() for b, g in out.groupby("buyer")}
     assert {b: served[b] for b in evaluated} == evaluated
-    assert out[out["buyer"] != "nobody"]["score"].isna().all()
+    for b in evaluated:
+        mine = out[out["buyer"] == b].sort_values("rank")
+        expected = _ranker_scores(case, b, mine["product_id"].tolist())
+        np.testing.assert_allclose(mine["score"].to_numpy(np.float64), expected, rtol=1e-6)
     assert (out[out["buyer"] == "nobody"]["fallback"] == "popularity").all()
 
 

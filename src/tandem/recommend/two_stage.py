@@ -60,10 +60,15 @@ class TwoStage:
     def lists(self, buyers: np.ndarray, k: int, *, explore: bool = False) -> np.ndarray:
         """[len(buyers), k] product indices, best first, filled with popular products after the candidates;
         explore leaves out each buyer's past products."""
+        return self.ranked(buyers, k, explore=explore)[0]
+
+    def ranked(self, buyers: np.ndarray, k: int, *, explore: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The lists, and beside them [len(buyers), k] float32 ranker scores (NaN for the popular fill)."""
         buyers = np.asarray(buyers, np.int64)
         history = self.log.history()
         popular = popularity_order(np.bincount(history.product, minlength=self.log.n_products))
         out = np.full((len(buyers), k), -1, np.int64)
+        scores = np.full((len(buyers), k), np.nan, np.float32)
         for s in range(0, len(buyers), BUYER_BLOCK):
             block = buyers[s : s + BUYER_BLOCK]
             rows, products, features = candidate_table(self.log, self.neighbours, self.stats, block, self.settings)
@@ -72,10 +77,13 @@ class TwoStage:
                 rows, products, features = rows[kept], products[kept], features[kept]
             score = (self.explore_ranker if explore else self.ranker).score(features)
             order = np.lexsort((products, -score, rows))
-            rows, products = rows[order], products[order]
+            rows, products, score = rows[order], products[order], score[order]
             position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+            top = position < k
             ranked = np.full((len(block), k), -1, np.int64)
-            ranked[rows[position < k], position[position < k]] = products[position < k]
+            ranked[rows[top], position[top]] = products[top]
+            ranked_score = np.full((len(block), k), np.nan, np.float32)
+            ranked_score[rows[top], position[top]] = score[top]
             seen = int(np.diff(history.indptr)[block].max()) if explore and len(block) else 0
             fill = np.broadcast_to(popular[: 2 * k + seen], (len(block), min(len(popular), 2 * k + seen)))
             wide = np.concatenate([ranked, fill], axis=1)
@@ -83,8 +91,12 @@ class TwoStage:
             if explore:
                 flat = np.repeat(block, wide.shape[1])
                 excluded = history.bought(flat, np.maximum(wide.ravel(), 0)).reshape(wide.shape) & (wide >= 0)
-            out[s : s + BUYER_BLOCK] = merge_lists([wide], k, excluded)
-        return out
+            merged = merge_lists([wide], k, excluded)
+            out[s : s + BUYER_BLOCK] = merged
+            # The candidates come first, in order, and the fill after them: a position keeps its ranker score
+            # where the merged list still holds the candidate.
+            scores[s : s + BUYER_BLOCK] = np.where((merged == ranked) & (ranked >= 0), ranked_score, np.nan)
+        return out, scores
 
     def save(self, folder: str | Path) -> None:
         """Write everything `load` needs: the orders, categories, neighbours (npz), the rankers (ONNX), settings."""

@@ -3,7 +3,7 @@
 DuckDB reads the buyers file (CSV or Parquet) and hands it over in record batches; each batch is encoded with the
 training pipeline, searched through the bundle's index (the same code as `POST /v1/retrieve`), and appended to the
 output Parquet file as its own row group. A bundle with a second stage gives the buyers it knows its lists instead
-(the same code as `POST /v1/recommend`; their `score` is null). With purchases to exclude, DuckDB joins each buyer's distinct past
+(the same code as `POST /v1/recommend`; `score` is the ranker's, null for a baseline's lists and the popular fill). With purchases to exclude, DuckDB joins each buyer's distinct past
 products onto the buyers (it spills to disk rather than holding large tables in memory).
 
 Output: one row per (buyer, recommended product): the buyer's id column (or `row`, the buyer's 0-based position
@@ -120,13 +120,13 @@ def _chunk_hits(
     new_only: bool,
 ) -> tuple[list, list[str | None], int]:
     """(scores, catalog rows) and the fallback of each buyer of a chunk, and how many got the bundle's lists
-    (second stage or baseline: the buyers they know, no scores); the others get the first stage's retrieval or
+    (second stage or baseline: the buyers they know); the others get the first stage's retrieval or
     popularity."""
     n = batch.num_rows
     ids = batch.column(key).to_numpy(zero_copy_only=False) if key is not None else [None] * n
     second = listed_rows(bundle, ids, k, exclude, new_only)
-    hits: list = [(np.full(len(rows), np.nan, np.float32), rows) for rows in second if rows is not None]
-    rest = np.array([i for i, rows in enumerate(second) if rows is None], dtype=np.int64)
+    hits: list = [hit for hit in second if hit is not None]
+    rest = np.array([i for i, hit in enumerate(second) if hit is None], dtype=np.int64)
     fallbacks: list[str | None] = [None] * n
     if len(rest) and bundle.has_retrieval and bundle.has_towers:
         encoded = encode_columns(bundle, {c: v[rest] for c, v in raw.items()}, len(rest))
@@ -138,7 +138,7 @@ def _chunk_hits(
         for i in rest:
             fallbacks[i] = "popularity"
     first = iter(hits)
-    return [next(first) if rows is not None else next(found) for rows in second], fallbacks, len(hits)
+    return [next(first) if hit is not None else next(found) for hit in second], fallbacks, len(hits)
 
 
 def recommend_file(

@@ -12,7 +12,8 @@ tower graph. Buyers whose id the model never saw follow one stated policy:
 Every result names the id columns it did not know (`"unknown_features"`) whenever a fallback was used.
 
 A bundle with a second stage recommends to the buyers it knows (by the buyer id) with `TwoStage.lists`, the
-lists the evaluation scored (`"stage": "two_stage"`); every other buyer gets the first stage's answer above
+lists the evaluation scored (`"stage": "two_stage"`, with the ranker's scores; null for the popular products
+that fill a short list); every other buyer gets the first stage's answer above
 (`"stage": "first_stage"`). A baseline model's bundle (buy_again, ease) retrieves and recommends its lists to the
 buyers it knows (no scores) and the most popular products to the others (`"fallback": "popularity"`).
 """
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tandem.bundle_format import RANKING, RETRIEVAL, TWO_STAGE
+from tandem.recommend.two_stage import TwoStage
 from tandem.serving.bundle import Bundle
 from tandem.serving.errors import RequestError
 from tandem.serving.index import Hits
@@ -210,28 +212,34 @@ def rank(bundle: Bundle, buyers: list[dict[str, Any]], product_ids: list[list[An
 
 def listed_rows(
     bundle: Bundle, buyer_ids: list[Any] | np.ndarray, k: int, exclude: list[np.ndarray], new_only: bool = False
-) -> list[np.ndarray | None]:
-    """Each buyer's top-k catalog rows from the bundle's lists (its second stage or baseline), best first, for
-    the buyers they know by id; None for the others (all of them in a bundle without such lists).
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Each buyer's (scores, top-k catalog rows) from the bundle's lists (its second stage or baseline), best
+    first, for the buyers they know by id; None for the others (all of them in a bundle without such lists).
+    Scores are the second stage's ranker scores, NaN for its popular fill and for a baseline's lists.
     exclude: catalog rows to leave out per buyer; new_only: the lists of products the buyer never bought (the
     ones the explore metrics score)."""
     if bundle.lists is None or bundle.buyers is None:
         return [None] * len(buyer_ids)
     codes = bundle.buyers.rows(np.asarray(buyer_ids, dtype=object))
     known = np.flatnonzero(codes >= 0)
-    out: list[np.ndarray | None] = [None] * len(buyer_ids)
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(buyer_ids)
     if len(known):
         # A longer list, then the exclusions taken out: a list's first k are the same whatever its length.
         longest = k + max(len(exclude[i]) for i in known)
-        for i, rows in zip(known, bundle.lists.lists(codes[known], longest, explore=new_only), strict=True):
-            rows = rows[rows >= 0]
-            out[i] = rows[~np.isin(rows, exclude[i])][:k]
+        if isinstance(bundle.lists, TwoStage):
+            lists, scores = bundle.lists.ranked(codes[known], longest, explore=new_only)
+        else:
+            lists = bundle.lists.lists(codes[known], longest, explore=new_only)
+            scores = np.full(lists.shape, np.nan, np.float32)
+        for i, rows, score in zip(known, lists, scores, strict=True):
+            kept = (rows >= 0) & ~np.isin(rows, exclude[i])
+            out[i] = (score[kept][:k], rows[kept][:k])
     return out
 
 
 def _listed(
     bundle: Bundle, buyers: list[dict[str, Any]], k: int, exclude: list[list[Any]], new_only: bool = False
-) -> list[np.ndarray | None]:
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """`listed_rows` of request buyers, found by the spec's buyer id column (unknown keys are refused first)."""
     columns = buyers_to_columns(bundle, buyers)
     key = bundle.manifest.spec["data"]["buyer_id"]
@@ -246,9 +254,9 @@ def _baseline_results(
     key = bundle.manifest.spec["data"]["buyer_id"]
     results = []
     listed = _listed(bundle, buyers, k, exclude, new_only)
-    for rows, excluded in zip(listed, exclusion_rows(bundle, exclude), strict=True):
-        if rows is not None:
-            results.append({"product_ids": bundle.product_ids[rows].tolist(), "scores": None, "fallback": None})
+    for hit, excluded in zip(listed, exclusion_rows(bundle, exclude), strict=True):
+        if hit is not None:
+            results.append({"product_ids": bundle.product_ids[hit[1]].tolist(), "scores": None, "fallback": None})
         else:
             scores, rows = popular(bundle, k, excluded)
             body = {"product_ids": bundle.product_ids[rows].tolist(), "scores": _floats(scores)}
@@ -312,13 +320,18 @@ def recommend(
         return _baseline_results(bundle, buyers, k, exclude, new_only)
     second = _listed(bundle, buyers, k, exclude, new_only)
     excluded = exclusion_rows(bundle, exclude)
-    rest = [i for i, rows in enumerate(second) if rows is None]
+    rest = [i for i, hit in enumerate(second) if hit is None]
     first = iter(_first_stage(bundle, [buyers[i] for i in rest], k, [excluded[i] for i in rest], candidates))
     if bundle.lists is None:
         return list(first)
     return [
-        {"product_ids": bundle.product_ids[rows].tolist(), "stage": TWO_STAGE, "fallback": None}
-        if rows is not None
+        {
+            "product_ids": bundle.product_ids[hit[1]].tolist(),
+            "scores": _floats(hit[0]),
+            "stage": TWO_STAGE,
+            "fallback": None,
+        }
+        if hit is not None
         else {**next(first), "stage": "first_stage"}
-        for rows in second
+        for hit in second
     ]
