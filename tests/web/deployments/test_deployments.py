@@ -308,7 +308,8 @@ def test_the_try_form_sends_values_as_their_transforms_read_them_and_offers_the_
 
 
 def test_a_second_stage_offers_recommend_and_lays_out_its_lists() -> None:
-    """A retrieval model with a second stage gets the recommend button; its lists come without scores."""
+    """A retrieval model with a second stage gets the recommend button and the new-products box; its lists come
+    with the ranker's scores."""
     form = TryForm({"buyer_0": "b1", "k": "2", "action": "recommend"},
                    manifest=_manifest(["serving_default", "two_stage"]))  # fmt: skip
     assert form.actions == ["retrieve", "recommend"] and form.is_valid(), form.errors
@@ -320,9 +321,10 @@ def test_a_second_stage_offers_recommend_and_lays_out_its_lists() -> None:
                   manifest=_manifest(["serving_default", "two_stage"]))  # fmt: skip
     assert new.is_valid() and "new_only" not in new.body()  # retrieval is the first stage's, not the lists'
     assert "new_only" not in TryForm(manifest=_manifest(["serving_default", "serve_ranking"])).fields
-    rows = form.rows({"product_ids": ["p2", "p1"], "stage": "two_stage", "fallback": None})
+    answer = {"product_ids": ["p2", "p1"], "scores": [1.5, None], "stage": "two_stage", "fallback": None}
+    rows = form.rows(answer)  # the ranker's score; none for a product filling a short list
     assert [(r["rank"], r["product_id"], r["score"], r["prediction"]) for r in rows] == [
-        (1, "p2", None, None),
+        (1, "p2", 1.5, None),
         (2, "p1", None, None),
     ]
 
