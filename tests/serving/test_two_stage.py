@@ -101,7 +101,13 @@ def test_new_only_serves_the_lists_of_new_products(case: Case, bundle: Bundle, t
     assert evaluated != _evaluated(case)
     buyers = tmp_path / "buyers.csv"
     pd.DataFrame({"buyer": ids}).to_csv(buyers, index=False)
-    recommend_file(bundle, buyers, tmp_path / "new.parquet", k=K, new_only=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem.cli", "recommend", str(case.bundle), "--buyers", str(buyers), "--k", str(K),
+         "--out", str(tmp_path / "new.parquet"), "--new-only", "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{len(ids)} known buyer(s) given the second stage's lists of new products" in done.stdout
     out = pd.read_parquet(tmp_path / "new.parquet")
     assert {b: g.sort_values("rank")["product_id"].tolist() for b, g in out.groupby("buyer")} == evaluated
 
