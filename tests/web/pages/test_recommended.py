@@ -107,3 +107,36 @@ def test_the_model_config_form_turns_the_second_stage_on_and_off(page_client: Cl
     data = {**initial, "name": "one-stage", "recommend-windows": 3, "model-type": "retrieval"}
     page_client.post("/model-configs/new/", data)
     assert ModelConfig.objects.get(name="one-stage").recommend is None
+
+
+def test_the_api_makes_the_same_configs_and_its_answer_starts_an_experiment(
+    acme: Tenant, page_client: Client, aggregated: Dataset, synthetic_files: dict[str, Path]
+) -> None:
+    """POST /api/datasets/{id}/recommended-configs makes (or finds) the configs the page makes; its answer, with a
+    name, is a body POST /api/experiments accepts, and the experiment has the second stage."""
+    answer = acme.post(f"/api/datasets/{aggregated.pk}/recommended-configs")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    page = page_client.post("/experiments/new/recommended/", {"dataset": aggregated.pk})
+    chosen = {k: v[0] for k, v in parse_qs(urlparse(page["Location"]).query).items()}
+    assert {k: str(v) for k, v in body.items()} == chosen
+    assert FeatureConfig.objects.count() == ModelConfig.objects.count() == 1
+    started = acme.post("/api/experiments", {**body, "name": "recommended"})
+    assert started.status_code == 201, started.content
+    assert started.json()["spec"]["recommend"] == ModelConfig.objects.get().recommend
+
+    untimed = upload_dataset(
+        acme, synthetic_files, name="untimed", timestamp_column="", aggregate=json.dumps(AGGREGATE)
+    )["id"]
+    refused = acme.post(f"/api/datasets/{untimed}/recommended-configs")
+    assert refused.status_code == 422
+    assert "need a timestamp column" in refused.json()["errors"]["dataset"][0]
+    assert acme.post("/api/datasets/999999/recommended-configs").status_code == 404
+
+
+def test_the_api_does_not_find_another_organisations_dataset(aggregated: Dataset) -> None:
+    from tests.web.conftest import make_tenant
+
+    hooli = make_tenant("Hooli")
+    assert hooli.post(f"/api/datasets/{aggregated.pk}/recommended-configs").status_code == 404
+    assert FeatureConfig.objects.count() == 0

@@ -1,4 +1,5 @@
-"""/api/datasets: upload (multipart), list, detail with schema and statistics, update, delete."""
+"""/api/datasets: upload (multipart), list, detail with schema and statistics, update, delete, and the
+recommended configs made from a dataset's profile."""
 
 # No `from __future__ import annotations`: ninja reads the endpoints' annotations at import.
 from datetime import datetime
@@ -6,10 +7,11 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import File, Form, Router, Schema, Status, UploadedFile
+from ninja import Field, File, Form, Router, Schema, Status, UploadedFile
 from ninja.pagination import paginate
 
 from tandem.web import records
+from tandem.web.configs.recommended import recommended_configs
 from tandem.web.datasets import services
 from tandem.web.datasets.forms import DatasetUpdateForm
 from tandem.web.datasets.models import Dataset
@@ -116,6 +118,17 @@ class DatasetDetail(DatasetOut):
     profile: dict[str, TableProfile]
 
 
+class RecommendedOut(Schema):
+    """The configs recommended for a dataset (the ones `tandem init` writes for its files) and the time split to
+    run them with: the body of POST /api/experiments as it stands (add a name)."""
+
+    dataset: int
+    feature_config: int
+    model_config_ref: int = Field(alias="model_config")  # pydantic reserves `model_config`, as in ExperimentIn
+    split_kind: str
+    split_cutoff: str
+
+
 def _get(request: HttpRequest, dataset_id: int) -> Dataset:
     return get_object_or_404(Dataset.objects.of(request.auth.organisation), pk=dataset_id)
 
@@ -157,3 +170,14 @@ def update_dataset(request: HttpRequest, dataset_id: int, payload: DatasetPatch)
 def delete_dataset(request: HttpRequest, dataset_id: int) -> Status:
     services.delete_dataset(_get(request, dataset_id))
     return Status(204, None)
+
+
+@router.post(
+    "/{dataset_id}/recommended-configs",
+    response=RecommendedOut,
+    by_alias=True,
+    summary="Make (or find) the dataset's recommended feature and model configs, with the recommended time split",
+)
+def recommended(request: HttpRequest, dataset_id: int) -> dict[str, Any]:
+    dataset = _get(request, dataset_id)
+    return recommended_configs(dataset, request.auth.user).experiment_initial(dataset)
