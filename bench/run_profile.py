@@ -4,7 +4,7 @@ Why: a user sees process start → metrics written, and on the tutorial most of 
 script prints
 
   1. the import cost of each library the CLI pulls in (`python -X importtime`, in a fresh process);
-  2. the phases of one run in this process, timed from process start (the same calls `tandem train` makes);
+  2. the phases of one run in this process, wall and CPU seconds each (the same calls `tandem train` makes);
   3. with --env-study, the whole CLI run under OpenMP settings, alternated round by round: libgomp's default
      (waiting threads spin 300,000 times before sleeping), OMP_WAIT_POLICY=PASSIVE, a short spin (the CLI's
      default since this benchmark), and one thread. --burners N adds N busy-looping processes for the study,
@@ -61,37 +61,47 @@ def import_costs(statement: str, min_ms: float = 30.0, depth: int = 2) -> list[t
     return rows
 
 
-def phases() -> list[tuple[str, float]]:
-    """Seconds since process start at the end of each phase of the CLI's train command."""
-    marks = [("interpreter started, bench helpers imported", seconds_since_process_start())]
+def phases() -> list[tuple[str, float, float]]:
+    """(phase, seconds since process start, CPU seconds of this process) at the end of each phase of the CLI's
+    train command, making the same calls in the same order; metrics.json is written before model/ and bundle/."""
+    marks = [("interpreter started, bench helpers imported", seconds_since_process_start(), time.process_time())]
 
     def mark(name: str) -> None:
-        marks.append((name, seconds_since_process_start()))
+        marks.append((name, seconds_since_process_start(), time.process_time()))
 
     import torch  # noqa: F401
 
     mark("import torch")
-    from tandem.run import RunResult, final_metrics, prepare
+    from tandem.run import RunResult, build_model, final_metrics
     from tandem.spec import load_spec
+    from tandem.training.dataset import encode
     from tandem.training.loop import train
-    from tandem.training.optim import make_optimizers
+    from tandem.validation import check_data
 
     mark("import tandem.run (pandas, duckdb, pydantic, ...)")
     spec = load_spec(TUTORIAL_SPEC)
     mark("load spec")
-    interactions, trained, data = prepare(spec)
-    mark("load data, fit features, encode, build model")
-    make_optimizers(trained.model, spec.training)
-    mark("first optimizer (imports torch._dynamo)")
+    interactions, buyer, product = check_data(spec)
+    mark("read, clean, split, fit features")
+    data = encode(interactions, buyer, product)
+    mark("encode")
+
+    trained = build_model(spec, buyer, product, data)
+    mark("build model")
     history, weights = train(trained.model, data, spec)
     mark(f"train ({spec.training.epochs} epochs)")
     metrics, notes = final_metrics(trained.model, data, spec)
-    mark("final metrics (full-catalog ranks, RMSE)")
-    result = RunResult(spec, metrics, history, weights, interactions.report, trained, notes)
-    result.data = data if hasattr(result, "data") else None  # newer RunResult also writes the serving bundle
+    mark("final metrics (full-catalog ranks, baselines, RMSE)")
+    result = RunResult(spec, metrics, history, weights, interactions.report, trained, notes, data=data)
     out = OUT / "run-profile"
-    result.save(out)
-    mark("save (metrics.json last written before model/ and bundle/)")
+    result.save(out, models=False)
+    mark("write metrics.json and the other reports")
+    trained.save(out / "model")
+    mark("write model/")
+    from tandem.export.bundle import export_bundle
+
+    export_bundle(trained, data, out / "bundle")
+    mark("write bundle/ (ONNX export, index)")
     return marks
 
 
@@ -134,11 +144,12 @@ def main() -> None:
     print(f"# run_profile: load average {load_average()}, OMP env: "
           f"{ {k: v for k, v in os.environ.items() if k.startswith(('OMP_', 'GOMP_'))} }")  # fmt: skip
     if not args.skip_phases:
-        print("\n## Phases of one run in this process (seconds since process start)")
-        previous = 0.0
-        for name, at in phases():
-            print(f"  {name:<60} {at - previous:6.2f} {at:7.2f}")
-            previous = at
+        print("\n## Phases of one run in this process: wall and CPU (user + system) seconds, and wall since start")
+        print(f"  {'phase':<60} {'wall':>6} {'CPU':>6} {'at':>7}")
+        previous, previous_cpu = 0.0, 0.0
+        for name, at, cpu in phases():
+            print(f"  {name:<60} {at - previous:6.2f} {cpu - previous_cpu:6.2f} {at:7.2f}")
+            previous, previous_cpu = at, cpu
         print("\n## Import cost (ms, cumulative; nested imports are counted under whoever imports them first)")
         for name, ms, level in import_costs("import tandem.cli, tandem.run"):
             print(f"  {'  ' * level}{name:<{40 - 2 * level}} {ms:8.0f}")

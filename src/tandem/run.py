@@ -19,6 +19,7 @@ from tandem.evaluation.evaluate import SplitPairs, baseline_metrics, evaluate_sp
 from tandem.evaluation.metrics import BASELINES
 from tandem.export.artifacts import TrainedModel
 from tandem.export.bundle import export_baseline_bundle, export_bundle
+from tandem.features.pipeline import TowerFeatures
 from tandem.models.two_tower import TwoTowerModel
 from tandem.recommend.build import fit_two_stage
 from tandem.recommend.two_stage import TwoStage
@@ -75,11 +76,15 @@ def prepare(
     """Check the spec and its data, fit features on the training split, encode, and build an untrained model."""
     interactions, buyer, product = check_data(spec, interactions)
     data = encode(interactions, buyer, product)
+    return interactions, build_model(spec, buyer, product, data), data
+
+
+def build_model(spec: ExperimentSpec, buyer: TowerFeatures, product: TowerFeatures, data: EncodedData) -> TrainedModel:
+    """The untrained model of a spec on its fitted pipelines, seeded by `training.seed`, on the spec's device."""
     torch.manual_seed(spec.training.seed)
     model = TwoTowerModel(spec.model, buyer.inputs(), product.inputs(), sparse=spec.training.sparse_embeddings)
     model.to(spec.training.device)
-    trained = TrainedModel(spec, model, buyer, product, data.catalog_frame)
-    return interactions, trained, data
+    return TrainedModel(spec, model, buyer, product, data.catalog_frame)
 
 
 def run(

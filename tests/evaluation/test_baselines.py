@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tandem.data.history import purchase_history
+from tandem.data.history import DENSE_PAIRS, purchase_history
 from tandem.data.prepare import BUYER, PRODUCT, TS
-from tandem.evaluation.baselines import Baselines, history_lists, merge_lists
+from tandem.evaluation.baselines import Baselines, history_lists, merge_lists, top_columns
 from tandem.evaluation.ease_fit import fit_ease
 from tandem.evaluation.evaluate import SplitPairs, baseline_metrics
 from tandem.evaluation.metrics import list_ranks
@@ -245,6 +245,33 @@ def test_merge_lists_keeps_first_occurrences_in_order_and_skips_excluded():
     parts = [np.array([[3, -1, 1], [2, 2, 0]]), np.array([[1, 4, 0], [0, 1, 3]])]
     excluded = np.array([[False, False, False, False, True, False], [False, False, False, False, False, False]])
     assert merge_lists(parts, 4, excluded).tolist() == [[3, 1, 0, -1], [2, 0, 1, 3]]
+
+
+def test_top_columns_order_as_a_stable_sort_of_the_scores():
+    """Highest score first, ties (0.0 and -0.0 among them) to the earlier column, -1 for -inf: the order of a
+    stable sort of the negated float scores."""
+    rng = np.random.default_rng(3)
+    scores = rng.choice(np.array([-2.5, -1.0, -0.0, 0.0, 0.5, 3.0, np.inf], np.float32), size=(40, 30))
+    scores[:5, 10:] = -np.inf
+    products = rng.permutation(30) + 100
+    expected = products[np.argsort(-scores, axis=1, kind="stable")[:, :12]]
+    expected[np.sort(scores, axis=1)[:, ::-1][:, :12] == -np.inf] = -1
+    assert top_columns(scores, products, 12).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("n_buyers", [50, DENSE_PAIRS // 40 + 1], ids=["grid", "keys"])
+def test_bought_answers_each_pair_as_a_set_of_the_training_pairs(n_buyers):
+    """Both lookups, the small grid's and the larger one's binary search, agree with a set of the pairs,
+    out-of-range products included."""
+    rng = np.random.default_rng(4)
+    buyer, product = rng.integers(0, n_buyers, 300), rng.integers(0, 40, 300)
+    frame = pd.DataFrame({TS: np.arange(300)})
+    history = purchase_history(frame, np.arange(300), buyer, product, n_buyers=n_buyers, n_products=40)
+    pairs = set(zip(buyer.tolist(), product.tolist(), strict=True))
+    asked_buyer = np.concatenate([buyer, rng.integers(0, n_buyers, 300), [0, n_buyers - 1]])
+    asked_product = np.concatenate([product, rng.integers(0, 40, 300), [-1, 40]])
+    expected = [(b, p) in pairs for b, p in zip(asked_buyer.tolist(), asked_product.tolist(), strict=True)]
+    assert history.bought(asked_buyer, asked_product).tolist() == expected
 
 
 def test_list_ranks_give_the_position_or_the_list_length():

@@ -16,6 +16,9 @@ import pandas as pd
 
 from tandem.data.prepare import ORDERS, TS
 
+# Cells of the largest buyer × product grid looked up as one bool array (16 MiB).
+DENSE_PAIRS = 1 << 24
+
 
 @dataclass(frozen=True)
 class PurchaseHistory:
@@ -38,11 +41,24 @@ class PurchaseHistory:
         return np.repeat(np.arange(self.n_buyers), np.diff(self.indptr))
 
     def bought(self, buyers: np.ndarray, products: np.ndarray) -> np.ndarray:
-        """[n] bool: whether each (buyer, product) pair was bought in training."""
+        """[n] bool: whether each (buyer, product) pair was bought in training.
+
+        A small buyer × product grid (up to DENSE_PAIRS cells) is looked up directly, which is several times
+        faster than the binary search over the pair keys that larger ones use."""
         keys = self._keys
         wanted = np.asarray(buyers, np.int64) * self.n_products + np.asarray(products, np.int64)
+        if self.n_buyers * self.n_products <= DENSE_PAIRS:
+            inside = (wanted >= 0) & (wanted < self.n_buyers * self.n_products)
+            return self._grid[np.where(inside, wanted, 0)] & inside
         at = np.searchsorted(keys, wanted)
         return (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted) if len(keys) else at < 0
+
+    @cached_property
+    def _grid(self) -> np.ndarray:
+        """[n_buyers * n_products] bool, True at each pair key."""
+        grid = np.zeros(self.n_buyers * self.n_products, dtype=bool)
+        grid[self._keys] = True
+        return grid
 
     @cached_property
     def _keys(self) -> np.ndarray:
