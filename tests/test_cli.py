@@ -5,6 +5,7 @@ exception would fail the test just as a traceback would."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tandem.cli import main
+from tandem.cli import main, openmp_wait_env
 
 
 def tandem(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -196,3 +197,25 @@ def test_a_non_numeric_target_value_drops_its_row_and_counts_it(tmp_path, write_
     assert main(["validate", str(spec)]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert f"valid. {len(frame) - 1} rows" in out and "bad target: 1 rows dropped" in out
+
+
+def test_openmp_threads_sleep_on_a_busy_machine_and_spin_briefly_on_an_idle_one():
+    assert openmp_wait_env(1.0, 2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert openmp_wait_env(24.0, 16) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert openmp_wait_env(0.9, 2) == {"GOMP_SPINCOUNT": "10000"}
+
+
+def test_a_users_openmp_choice_is_kept():
+    """A child CLI process started with the user's OpenMP setting sees it unchanged, and no other one added."""
+    code = (
+        "import os; import tandem.cli as c; c._openmp_waiting(); "
+        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["ACTIVE", "None"], done.stderr
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    chosen = done.stdout.split()
+    assert chosen in (["PASSIVE", "None"], ["None", "10000"]), done.stderr

@@ -207,15 +207,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _passive_openmp_threads() -> None:
-    """Let idle OpenMP threads sleep instead of spin, unless the user chose a policy (before torch loads).
+def _openmp_waiting() -> None:
+    """Choose how idle OpenMP threads wait, unless the user chose (before torch loads): a short spin on an idle
+    machine, sleeping at once on a busy one.
 
-    torch's CPU wheel uses libgomp, whose waiting threads spin. On a machine shared with other work (two busy
-    cores), a spinning thread takes the core its partner needs, and the tutorial run's training took 4–8× as
-    long as with passive waiting (bench/run_profile.py --env-study; bench/RESULTS.md).
+    torch's CPU wheel uses libgomp, whose waiting threads spin 300,000 times before they sleep. On a machine
+    shared with other work (two busy cores), a spinning thread takes the core its partner needs, and the
+    tutorial run's training took 4–8× as long as with passive waiting; on an idle machine a short spin wakes
+    threads faster than sleeping does, and the run is 5–10% quicker (bench/run_profile.py --env-study;
+    bench/RESULTS.md). Busy: the last minute's load average is at least half the cores.
     """
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ.update(openmp_wait_env(os.getloadavg()[0], os.cpu_count() or 1))
+
+
+def openmp_wait_env(load: float, cores: int) -> dict[str, str]:
+    """The OpenMP variables `_openmp_waiting` sets for a load average on a number of cores."""
+    return {"OMP_WAIT_POLICY": "PASSIVE"} if load >= 0.5 * cores else {"GOMP_SPINCOUNT": "10000"}
 
 
 def _process_count(text: str) -> int:
@@ -225,7 +233,7 @@ def _process_count(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _passive_openmp_threads()
+    _openmp_waiting()
     args = build_parser().parse_args(argv)
     return _handled(args.func, args)
 

@@ -130,6 +130,8 @@ class Baselines:
     """
 
     names = ("popularity", "buy_again", "ease", "buy_again_ease")
+    # Without the buyer's past products, buy-again is popularity and buy-again-then-EASE is EASE.
+    explore_alike = {"buy_again": "popularity", "buy_again_ease": "ease"}
 
     def __init__(
         self, history: PurchaseHistory, counts: np.ndarray, ease: Ease | Callable[[], Ease] | None = None

@@ -141,9 +141,13 @@ def baseline_metrics(
         baselines = Baselines(data.history, data.train_counts, ease)
     buyers, list_of = np.unique(pairs.buyer, return_inverse=True)
     metrics: dict[str, float] = {}
+    explore_lists: dict[str, np.ndarray] = {}  # two baselines share each explore list: made once
     for name in BASELINES:
-        full, explore = baselines.lists(name, buyers, k), baselines.lists(name, buyers, k, explore=True)
-        metrics.update(list_metrics(full, explore, list_of, pairs, evaluation, f"{prefix}{name}_"))
+        same = Baselines.explore_alike.get(name, name)
+        if same not in explore_lists:
+            explore_lists[same] = baselines.lists(same, buyers, k, explore=True)
+        full = baselines.lists(name, buyers, k)
+        metrics.update(list_metrics(full, explore_lists[same], list_of, pairs, evaluation, f"{prefix}{name}_"))
     return metrics
 
 
