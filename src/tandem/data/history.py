@@ -88,23 +88,23 @@ def purchase_history(
     buyer_codes, product_codes: [len(frame)] each row's buyer code and product index.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    buyer = buyer_codes[rows].astype(np.int64)
-    product = product_codes[rows].astype(np.int64)
+    pair = buyer_codes[rows].astype(np.int64) * n_products + product_codes[rows]
     time = frame[TS].to_numpy(np.int64)[rows] if TS in frame else rows
+    # Sorted by pair, then time: each pair's rows are one run, its latest order last.
+    order = np.lexsort((time, pair))
+    pair, time = pair[order], time[order]
+    new_pair = np.diff(pair, prepend=-1) != 0  # pair keys are never negative
     if ORDERS in frame:
-        weight = frame[ORDERS].to_numpy(np.int64)[rows]
+        weight = frame[ORDERS].to_numpy(np.int64)[rows][order]
     else:  # one order per distinct (pair, time); without timestamps each row is its own time
-        key = pd.MultiIndex.from_arrays([buyer, product, time])
-        weight = (~key.duplicated()).astype(np.int64)
-    pairs = pd.DataFrame({"b": buyer, "p": product, "orders": weight, "last": time})
-    grouped = pairs.groupby(["b", "p"], sort=True).agg(orders=("orders", "sum"), last=("last", "max"))
-    b = grouped.index.get_level_values("b").to_numpy(np.int64)
-    indptr = np.zeros(n_buyers + 1, dtype=np.int64)
-    np.add.at(indptr, b + 1, 1)
+        weight = (new_pair | (np.diff(time, prepend=0) != 0)).astype(np.int64)
+    last_of_pair = np.diff(pair, append=-1) != 0
+    keys = pair[last_of_pair]
+    n_per_buyer = np.bincount(keys // n_products, minlength=n_buyers)
     return PurchaseHistory(
-        indptr=np.cumsum(indptr),
-        product=grouped.index.get_level_values("p").to_numpy(np.int64),
-        orders=grouped["orders"].to_numpy(np.int64),
-        last=grouped["last"].to_numpy(np.int64),
+        indptr=np.concatenate([[0], np.cumsum(n_per_buyer)]),
+        product=keys % n_products,
+        orders=np.diff(np.cumsum(weight)[last_of_pair], prepend=0),
+        last=time[last_of_pair],
         n_products=n_products,
     )

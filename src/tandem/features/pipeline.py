@@ -72,26 +72,28 @@ def make_transform(feature: Feature) -> Transform:
     raise ValueError(f"unknown transform '{feature.transform}'")
 
 
-def _column(frame: pd.DataFrame | dict[str, Any], name: str) -> pd.Series | np.ndarray:
-    # A frame's column stays a Series: pandas' own string arrays factorise several times faster than
-    # the object arrays that converting them to numpy would make.
-    column = frame[name]
+def _column(frame: pd.DataFrame | dict[str, Any], name: str, rows: np.ndarray | None = None) -> pd.Series | np.ndarray:
+    """A column, or only its `rows` of a frame: one column is copied at a time, never all the frame's rows.
+
+    A frame's column stays a Series: pandas' own string arrays factorise several times faster than the object
+    arrays that converting them to numpy would make."""
+    column = frame[name] if rows is None else frame[name].iloc[rows]
     return column if isinstance(column, pd.Series) else np.asarray(column)
 
 
-def _history_rows(frame: pd.DataFrame, bag: HistoryBag, key: str) -> pd.DataFrame:
-    """The columns a history bag learns from: buyer, value, orders and time (NaN without a timestamp).
+def _history_rows(frame: pd.DataFrame, rows: np.ndarray, bag: HistoryBag, key: str) -> pd.DataFrame:
+    """The columns a history bag learns from, for `rows`: buyer, value, orders and time (NaN without a timestamp).
 
     Orders come from the bag's count column, else from the distinct orders of each aggregated pair, else 1 a row.
     """
-    n = len(frame)
+    n = len(rows)
     orders = bag.count_column or ORDERS
     return pd.DataFrame(
         {
-            "buyer": _column(frame, key),
-            "value": _column(frame, bag.column),
-            "orders": frame[orders].to_numpy(np.float64) if orders in frame else np.ones(n),
-            "time": frame[TS].to_numpy(np.float64) if TS in frame else np.full(n, np.nan),
+            "buyer": _column(frame, key, rows),
+            "value": _column(frame, bag.column, rows),
+            "orders": frame[orders].to_numpy(np.float64)[rows] if orders in frame else np.ones(n),
+            "time": frame[TS].to_numpy(np.float64)[rows] if TS in frame else np.full(n, np.nan),
         }
     )
 
@@ -124,16 +126,17 @@ class TowerFeatures:
             dims={f.feature_name: getattr(f, "embedding_dim", 0) for f in features},
         )
 
-    def fit(self, frame: pd.DataFrame, shared: TowerFeatures | None = None) -> TowerFeatures:
-        """Fit every transform on the training rows; history bags need the fitted product pipeline `shared`."""
+    def fit(self, frame: pd.DataFrame, rows: np.ndarray, shared: TowerFeatures | None = None) -> TowerFeatures:
+        """Fit every transform on the training `rows` of `frame`; history bags need the fitted product pipeline
+        `shared`."""
         for t in self.transforms:
             if isinstance(t, HistoryBag):
                 source = shared.transform_of_column(t.column)
-                t.fit(_history_rows(frame, t, self.columns[t.name]), source)
+                t.fit(_history_rows(frame, rows, t, self.columns[t.name]), source)
                 self.shares[t.name] = source.name
                 self.dims[t.name] = shared.dims[source.name]
             else:
-                t.fit(_column(frame, self.columns[t.name]))
+                t.fit(_column(frame, self.columns[t.name], rows))
         return self
 
     def transform_of_column(self, column: str) -> Vocabulary:
@@ -156,18 +159,20 @@ class TowerFeatures:
         return out
 
     def own_history(
-        self, frame: pd.DataFrame, products: np.ndarray, shared: TowerFeatures
+        self, frame: pd.DataFrame, rows: np.ndarray, product_column: str, shared: TowerFeatures
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """For each history bag that leaves targets out: each row's own (table row, weight) in its buyer's bag.
+        """For each history bag that leaves targets out: each of `rows`' (the training rows') own (table row,
+        weight) in its buyer's bag.
 
-        frame: training rows; products: their product ids; shared: the fitted product pipeline.
+        product_column: the column of each row's product id; shared: the fitted product pipeline.
         """
         out = {}
         for t in self.transforms:
             if isinstance(t, HistoryBag) and t.leave_out_target != "none":
-                rows = _history_rows(frame, t, self.columns[t.name]).assign(product=np.asarray(products))
-                index = shared.transform_of_column(t.column).transform(_column(frame, t.column))
-                out[t.name] = t.own_contributions(rows, index)
+                bag_rows = _history_rows(frame, rows, t, self.columns[t.name])
+                bag_rows = bag_rows.assign(product=frame[product_column].to_numpy()[rows])
+                index = shared.transform_of_column(t.column).transform(_column(frame, t.column, rows))
+                out[t.name] = t.own_contributions(bag_rows, index)
         return out
 
     def inputs(self) -> list[InputSpec]:
@@ -213,7 +218,7 @@ __all__ = [
 def fit_features(spec: ExperimentSpec, data: Interactions) -> tuple[TowerFeatures, TowerFeatures]:
     """Fit the product pipeline, then the buyer pipeline (whose history bags share product tables), on the
     training rows only."""
-    train = data.frame.iloc[data.train]
-    product = TowerFeatures.from_spec(spec.features.product).fit(train)
-    buyer = TowerFeatures.from_spec(spec.features.buyer, key=spec.data.buyer_id).fit(train, shared=product)
+    frame, train = data.frame, data.train
+    product = TowerFeatures.from_spec(spec.features.product).fit(frame, train)
+    buyer = TowerFeatures.from_spec(spec.features.buyer, key=spec.data.buyer_id).fit(frame, train, shared=product)
     return buyer, product

@@ -86,15 +86,29 @@ class EncodedData:
 
 
 def _distinct_rows(codes: np.ndarray, encoded: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(first row of each distinct (code, encoded inputs) combination, each row's distinct index)."""
-    columns = [codes.astype(np.int64).reshape(-1, 1)]
+    """(first row of each distinct (code, encoded inputs) combination, each row's distinct index).
+
+    Distinct rows are numbered in the order of their bytes (each value as a little-endian int64, float32 inputs
+    by their bits): sorting the byte-swapped values column by column gives that order without an [n, k] copy
+    of the rows."""
+    keys = [_byte_order(codes)]
     for arr in encoded.values():
         a = arr.reshape(len(arr), -1)
-        columns.append(a.view(np.int32).astype(np.int64) if a.dtype == np.float32 else a.astype(np.int64))
-    matrix = np.ascontiguousarray(np.concatenate(columns, axis=1))
-    rows = matrix.view(np.dtype((np.void, matrix.dtype.itemsize * matrix.shape[1]))).reshape(-1)
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+        keys += [_byte_order(a[:, j].view(np.int32) if a.dtype == np.float32 else a[:, j]) for j in range(a.shape[1])]
+    order = np.lexsort(keys[::-1])
+    new_row = np.zeros(len(order), dtype=bool)
+    new_row[:1] = True
+    while keys:
+        key = keys.pop()[order]
+        new_row[1:] |= key[1:] != key[:-1]
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(new_row) - 1
+    return order[new_row], inverse
+
+
+def _byte_order(values: np.ndarray) -> np.ndarray:
+    """`values` as int64, byte-swapped: their unsigned order is the order of their little-endian bytes."""
+    return values.astype(np.int64).view(np.uint64).byteswap(inplace=True)
 
 
 def _row_as_of_cutoff(codes: np.ndarray, n: int, order: np.ndarray, in_train: np.ndarray) -> np.ndarray:
@@ -140,7 +154,7 @@ def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> 
         return SplitRows(query_t[i], product_t[i], labels_t[i] if labels_t is not None else None)
 
     train = rows(data.train)
-    own = buyer.own_history(frame.iloc[data.train], frame[PRODUCT].to_numpy()[data.train], product)
+    own = buyer.own_history(frame, data.train, PRODUCT, product)
     train.own = {name: (torch.from_numpy(r), torch.from_numpy(w)) for name, (r, w) in own.items()}
 
     return EncodedData(
