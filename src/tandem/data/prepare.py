@@ -277,17 +277,21 @@ class _Loader:
         else:
             order = "__row"
         if has_target:
-            con.execute(f"CREATE TEMP TABLE rows AS {rows}")
+            # Queried, not stored: a table of the rows would be one more copy of them while they are fetched.
             bad = f"{quote(target)} IS NULL OR NOT isfinite(CAST({quote(target)} AS DOUBLE))"
-            report["dropped_bad_target"] = con.execute(f"SELECT count(*) FROM rows WHERE {bad}").fetchone()[0]
+            report["dropped_bad_target"] = con.execute(f"SELECT count(*) FROM ({rows}) WHERE {bad}").fetchone()[0]
             value = f"CAST({quote(target)} AS DOUBLE)"
             if self.spec.features.target_transform == "log1p":
                 value = f"ln(1 + greatest({value}, 0))"
-            rows = f"SELECT *, {value} AS {TARGET} FROM rows WHERE NOT ({bad})"
+            rows = f"SELECT *, {value} AS {TARGET} FROM ({rows}) WHERE NOT ({bad})"
         cols = [BUYER, PRODUCT] + ([TS] if d.timestamp else []) + ([PERIOD] if period else [])
         cols += [ORDERS] if d.aggregate is not None else []
         cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
-        frame = con.execute(f"SELECT {', '.join(quote(c) for c in cols)} FROM ({rows}) ORDER BY {order}").df()
+        # Feature columns that are the ids themselves are fetched once and share the id columns' memory.
+        ids = {d.buyer_id: BUYER, d.product_id: PRODUCT}
+        fetched = ", ".join(quote(c) for c in cols if c not in ids)
+        frame = con.execute(f"SELECT {fetched} FROM ({rows}) ORDER BY {order}").df()
+        frame = frame.assign(**{c: frame[ids[c]] for c in cols if c in ids})[cols]
         report["rows_clean"] = len(frame)
         orders = None
         if self.spec.recommend is not None and period is not None:
