@@ -111,11 +111,14 @@ def _byte_order(values: np.ndarray) -> np.ndarray:
     return values.astype(np.int64).view(np.uint64).byteswap(inplace=True)
 
 
-def _row_as_of_cutoff(codes: np.ndarray, n: int, order: np.ndarray, in_train: np.ndarray) -> np.ndarray:
+def _row_as_of_cutoff(codes: np.ndarray, n: int, time: np.ndarray | None, train: np.ndarray) -> np.ndarray:
     """[n] for each code, its latest training row, or its earliest row when it has none.
 
-    order: the rows in time order; in_train: [rows] whether each row is a training row.
+    time: [rows] each row's time (None: rows are in time order); train: the training rows.
     """
+    order = np.argsort(time, kind="stable") if time is not None else np.arange(len(codes))
+    in_train = np.zeros(len(codes), dtype=bool)
+    in_train[train] = True
     row = np.zeros(n, dtype=np.int64)
     backwards = order[::-1]
     row[codes[backwards]] = backwards  # earlier rows overwrite later ones: the earliest row wins
@@ -124,29 +127,38 @@ def _row_as_of_cutoff(codes: np.ndarray, n: int, order: np.ndarray, in_train: np
     return row
 
 
+def _query_rows(
+    codes: np.ndarray, encoded: dict[str, np.ndarray]
+) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    """(the distinct query rows' table, each distinct row's buyer code, each row's distinct index)."""
+    first, query_of_row = _distinct_rows(codes, encoded)
+    return _tensors(encoded, first), codes[first].astype(np.int64), query_of_row
+
+
 def _tensors(encoded: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v if rows is None else v[rows])) for k, v in encoded.items()}
 
 
 def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> EncodedData:
-    """Encode all rows with fitted pipelines and build the query table, catalog and split rows."""
+    """Encode all rows with fitted pipelines and build the query table, catalog and split rows.
+
+    Each step's [rows]-long temporaries are freed before the next one (the purchase history is built before
+    the split rows), so that the peak holds the frame and few more copies of it."""
     frame = data.frame
     buyer_codes, buyer_ids = pd.factorize(frame[BUYER])
-    encoded_buyers = buyer.transform(frame)
-    first, query_of_row = _distinct_rows(buyer_codes, encoded_buyers)
-
     product_codes, product_ids = pd.factorize(frame[PRODUCT])
-    order = np.argsort(frame[TS].to_numpy(), kind="stable") if TS in frame else np.arange(len(frame))
-    in_train = np.zeros(len(frame), dtype=bool)
-    in_train[data.train] = True
-    product_row = _row_as_of_cutoff(product_codes, len(product_ids), order, in_train)
+    history = purchase_history(frame, data.train, buyer_codes, product_codes, len(buyer_ids), len(product_ids))
+    query_table, query_buyer, query_of_row = _query_rows(buyer_codes, buyer.transform(frame))
+
+    time = frame[TS].to_numpy() if TS in frame else None
+    product_row = _row_as_of_cutoff(product_codes, len(product_ids), time, data.train)
     product_columns = [PRODUCT, *sorted(set(product.columns.values()) - {PRODUCT})]
     catalog_frame = frame.iloc[product_row][product_columns].reset_index(drop=True)
     catalog = _tensors(product.transform(catalog_frame))
 
     labels = frame[TARGET].to_numpy(np.float32) if TARGET in frame else None
-    query_t = torch.from_numpy(query_of_row.astype(np.int64))
-    product_t = torch.from_numpy(product_codes.astype(np.int64))
+    query_t = torch.from_numpy(query_of_row)
+    product_t = torch.from_numpy(np.asarray(product_codes, dtype=np.int64))
     labels_t = torch.from_numpy(labels) if labels is not None else None
 
     def rows(idx: np.ndarray) -> SplitRows:
@@ -158,14 +170,14 @@ def encode(data: Interactions, buyer: TowerFeatures, product: TowerFeatures) -> 
     train.own = {name: (torch.from_numpy(r), torch.from_numpy(w)) for name, (r, w) in own.items()}
 
     return EncodedData(
-        query_table=_tensors(encoded_buyers, first),
-        query_buyer=buyer_codes[first].astype(np.int64),
+        query_table=query_table,
+        query_buyer=query_buyer,
         buyer_ids=np.asarray(buyer_ids),
         catalog=catalog,
         product_ids=np.asarray(product_ids),
         catalog_frame=catalog_frame,
         train_counts=np.bincount(product_codes[data.train], minlength=len(product_ids)),
-        history=purchase_history(frame, data.train, buyer_codes, product_codes, len(buyer_ids), len(product_ids)),
+        history=history,
         train=train,
         validation=rows(data.validation),
         test=rows(data.test),
