@@ -88,8 +88,10 @@ def synthetic_parts(n_products: int, seed: int = 0, n_buyers: int = BUYERS) -> d
     buyer_ids = np.array([f"b{i}" for i in range(n_buyers)], dtype=object)
     product_ids = np.arange(n_products, dtype=np.int64)
     spec = synthetic_spec("brute_force", n_products)
-    buyer = TowerFeatures.from_spec(spec.features.buyer).fit(pd.DataFrame({"buyer_id": buyer_ids}))
-    product = TowerFeatures.from_spec(spec.features.product).fit(pd.DataFrame({"product_id": product_ids}))
+    buyer = TowerFeatures.from_spec(spec.features.buyer).fit(pd.DataFrame({"buyer_id": buyer_ids}), np.arange(n_buyers))
+    product = TowerFeatures.from_spec(spec.features.product).fit(
+        pd.DataFrame({"product_id": product_ids}), np.arange(n_products)
+    )
     buyer_codes = buyer.transform({"buyer_id": buyer_ids})["buyer_id"]
     product_codes = product.transform({"product_id": product_ids})["product_id"]
     popularity = rng.zipf(1.3, n_products).clip(max=10**6)
