@@ -51,6 +51,11 @@ class BaselineModel:
         """[len(buyers), k] catalog rows, best first (-1 where the catalog runs out)."""
         return self._baselines.lists(self.name, buyers, k, explore=explore)
 
+    def ranked(self, buyers: np.ndarray, k: int, *, explore: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The lists, and beside them their scores: NaN, a baseline's order has none (as `TwoStage.ranked`)."""
+        lists = self.lists(buyers, k, explore=explore)
+        return lists, np.full(lists.shape, np.nan, np.float32)
+
     def save(self, folder: str | Path) -> Path:
         """Write `baseline.npz` into `folder`; returns its path."""
         h = self.history

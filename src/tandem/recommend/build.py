@@ -100,14 +100,10 @@ def train_two_stage(
     features, labels, groups, unseen = (np.concatenate(p) for p in zip(*parts, strict=True))
     graph, report["losses"] = _ranker(features, labels, groups, settings, seed)
     ranker = explore_ranker = Ranker(graph)
-    if unseen.any():
-        explore_graph, report["explore_losses"] = _ranker(
-            features[unseen], labels[unseen], groups[unseen], settings, seed
-        )
-        explore_ranker = Ranker(explore_graph)
-    neighbours = _neighbours(log, settings)
-    rankers = (ranker, explore_ranker)
-    return TwoStage(settings, log, as_of, horizon, category, neighbours, *rankers, report)
+    if unseen.any():  # else no candidate is new to its buyer: the one ranker orders the (popular) fill alone
+        graph, report["explore_losses"] = _ranker(features[unseen], labels[unseen], groups[unseen], settings, seed)
+        explore_ranker = Ranker(graph)
+    return TwoStage(settings, log, as_of, horizon, category, _neighbours(log, settings), ranker, explore_ranker, report)
 
 
 def _ranker(

@@ -63,9 +63,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     listed = ""
     if bundle.lists is not None:
         lists = "the second stage's" if bundle.manifest.second_stage else f"the {bundle.manifest.model_type} model's"
-        listed = f"; {counts['listed']} known buyer(s) given {lists} lists" + (
-            " of new products" if args.new_only else ""
-        )
+        new = " of new products" if args.new_only else ""
+        listed = f"; {counts['listed']} known buyer(s) given {lists} lists{new}"
     print(
         f"wrote {args.out}: {counts['rows']} rows for {counts['buyers']} buyers{excluded}; "
         f"{counts['fallbacks']} buyer(s) served by a fallback{listed}"

@@ -11,7 +11,7 @@ tower graph. Buyers whose id the model never saw follow one stated policy:
 
 Every result names the id columns it did not know (`"unknown_features"`) whenever a fallback was used.
 
-A bundle with a second stage recommends to the buyers it knows (by the buyer id) with `TwoStage.lists`, the
+A bundle with a second stage recommends to the buyers it knows (by the buyer id) with `TwoStage.ranked`, the
 lists the evaluation scored (`"stage": "two_stage"`, with the ranker's scores; null for the popular products
 that fill a short list); every other buyer gets the first stage's answer above
 (`"stage": "first_stage"`). A baseline model's bundle (buy_again, ease) retrieves and recommends its lists to the
@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from tandem.bundle_format import RANKING, RETRIEVAL, TWO_STAGE
-from tandem.recommend.two_stage import TwoStage
 from tandem.serving.bundle import Bundle
 from tandem.serving.errors import RequestError
 from tandem.serving.index import Hits
@@ -226,11 +225,7 @@ def listed_rows(
     if len(known):
         # A longer list, then the exclusions taken out: a list's first k are the same whatever its length.
         longest = k + max(len(exclude[i]) for i in known)
-        if isinstance(bundle.lists, TwoStage):
-            lists, scores = bundle.lists.ranked(codes[known], longest, explore=new_only)
-        else:
-            lists = bundle.lists.lists(codes[known], longest, explore=new_only)
-            scores = np.full(lists.shape, np.nan, np.float32)
+        lists, scores = bundle.lists.ranked(codes[known], longest, explore=new_only)
         for i, rows, score in zip(known, lists, scores, strict=True):
             kept = (rows >= 0) & ~np.isin(rows, exclude[i])
             out[i] = (score[kept][:k], rows[kept][:k])
