@@ -47,6 +47,7 @@ ENDPOINTS = tuple(REQUESTS)
 START_SECONDS = 15.0  # how long a deployment may go without a process (another request is spawning it)
 STOP_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 HEALTH_SECONDS = 1.0
+EXEC_SECONDS = 2.0  # for a started child's command line to show in /proc
 REQUEST_SECONDS = 10.0
 LOG_TAIL_BYTES = 2000
 
@@ -303,10 +304,25 @@ def _spawn(deployment: Deployment) -> None:
         _finish(deployment, Status.FAILED, f"The model server could not be started: {e}")
         return
     _started[process.pid] = process
+    _await_command_line(process)
     deployment.pid = process.pid
     if not Deployment.objects.filter(pk=deployment.pk, status=Status.STARTING).update(pid=process.pid):
         _terminate(deployment)  # stopped while it was being started
     deployment.refresh_from_db()
+
+
+def _await_command_line(process: subprocess.Popen) -> None:
+    """Wait (up to EXEC_SECONDS) until /proc shows the child's command line. Popen returns once the child's exec
+    has begun, a moment before the kernel records the new program's arguments; until then /proc shows an empty
+    command line, and the recorded PID would not be recognised as the server's."""
+    deadline = time.monotonic() + EXEC_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:  # an exited child: refresh reports it
+        try:
+            if Path(f"/proc/{process.pid}/cmdline").read_bytes():
+                return
+        except OSError:  # no /proc here
+            return
+        time.sleep(0.005)
 
 
 def _running(deployment: Deployment) -> bool:
