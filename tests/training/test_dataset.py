@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tandem.data.prepare import BUYER, PRODUCT
 from tandem.run import prepare
 from tandem.spec import load_spec, parse_spec
+from tandem.training.dataset import _distinct_rows
 
 # A buyer feature that changes over time gives each buyer several distinct query rows.
 TIME_BUCKET = "features.buyer=[{column: buyer, transform: id, embedding_dim: 8}, {column: ts, transform: bucketize, num_buckets: 3, embedding_dim: 8}]"
@@ -110,3 +112,21 @@ def test_catalog_takes_each_products_attributes_as_of_the_cutoff(tmp_path, write
     _, _, data = prepare(parse_spec(raw))
     shelves = dict(zip(data.catalog_frame["__product"], data.catalog_frame["shelf"], strict=True))
     assert shelves == {"p": "mid", "q": "q1", "r": "r1"}
+
+
+@pytest.mark.parametrize("largest", [2**31 + 5, 2**33])
+def test_distinct_rows_are_numbered_in_the_order_of_their_bytes(largest):
+    """Each row's distinct index is its rank among the distinct rows' little-endian int64 bytes (float32 inputs by
+    their bits), with keys below 2^32 (kept in 4 bytes), larger ones and negative floats alike."""
+    rng = np.random.default_rng(3)
+    codes = rng.choice([1, 255, 256, 65_537], 2_000)
+    encoded = {
+        "id": rng.choice([0, 2, 258, 70_000, largest], 2_000),
+        "x": rng.choice(np.array([-1.5, -0.0, 0.0, 2.25, 3e-9], np.float32), size=(2_000, 2)),
+    }
+    first, inverse = _distinct_rows(codes, encoded)
+    columns = [codes, encoded["id"], *encoded["x"].view(np.int32).T]
+    row_bytes = np.stack([c.astype("<i8") for c in columns], axis=1).view(np.uint8)
+    distinct, expected = np.unique(row_bytes, axis=0, return_inverse=True)
+    assert np.array_equal(inverse, expected.ravel())
+    assert np.array_equal(row_bytes[first], distinct)

@@ -224,23 +224,29 @@ class _Loader:
             select.append(f"{timestamp_sql(d.timestamp, tx[d.timestamp], fmt)} AS {TS}")
         tx_only = [c for c in source_cols if c in tx]
         select += [f"t.{quote(c)}" for c in tx_only]
-        # File order breaks ties when rows are not aggregated; aggregated rows are ordered by their keys.
-        row_number = ", row_number() OVER () AS __row" if d.aggregate is None else ""
+        # Rows keep the file's order when they are not aggregated: DuckDB keeps it through filters and
+        # projections, not through a join, so joined rows carry their place in the file to be ordered by.
+        # Aggregated rows are ordered by their keys.
+        joined_cols = set(source_cols) - late_cols
+        numbered = d.aggregate is None and bool(joined_cols & attribute_cols)
+        row_number = ", row_number() OVER () AS __row" if numbered else ""
         sql = f"SELECT {', '.join(select)}{row_number} FROM tx t"
-        sql = _join_attributes(sql, joins, set(source_cols) - late_cols)
+        sql = _join_attributes(sql, joins, joined_cols)
         con = self.con
-        con.execute(f"CREATE TEMP TABLE joined AS {sql}")
-        report["rows_read"] = con.execute("SELECT count(*) FROM joined").fetchone()[0]
+        # A view, not a table: each query reads the file again instead of a copy of all its rows being held.
+        con.execute(f"CREATE TEMP VIEW joined AS {sql}")
+        where = [f"{BUYER} IS NOT NULL", f"{PRODUCT} IS NOT NULL"]
+        have_ids = " AND ".join(where)
+        counts = ["count(*)", f"count(*) FILTER (NOT ({have_ids}))"]
+        counts += [f"count(*) FILTER ({have_ids} AND {TS} IS NULL)"] if d.timestamp else []
+        report["rows_read"], missing_ids, *bad_timestamp = con.execute(
+            f"SELECT {', '.join(counts)} FROM joined"
+        ).fetchone()
         if report["rows_read"] == 0:
             raise SpecError([Problem("data.transactions.path", "the transactions file has no rows")])
-        where = [f"{BUYER} IS NOT NULL", f"{PRODUCT} IS NOT NULL"]
-        report["dropped_missing_ids"] = con.execute(
-            f"SELECT count(*) FROM joined WHERE NOT ({' AND '.join(where)})"
-        ).fetchone()[0]
+        report["dropped_missing_ids"] = missing_ids
         if d.timestamp:
-            report["dropped_bad_timestamp"] = con.execute(
-                f"SELECT count(*) FROM joined WHERE {' AND '.join(where)} AND {TS} IS NULL"
-            ).fetchone()[0]
+            report["dropped_bad_timestamp"] = bad_timestamp[0]
             if report["dropped_bad_timestamp"] and report["dropped_bad_timestamp"] == report["rows_read"]:
                 path = "data.transactions.timestamp_format" if fmt else "data.timestamp"
                 how = f"with the format '{fmt}'" if fmt else "as a date or time"
@@ -275,7 +281,7 @@ class _Loader:
             )
             order = f"{BUYER}, {PRODUCT}" + (f", {PERIOD}" if period else "")
         else:
-            order = "__row"
+            order = "__row" if numbered else None
         if has_target:
             # Queried, not stored: a table of the rows would be one more copy of them while they are fetched.
             bad = f"{quote(target)} IS NULL OR NOT isfinite(CAST({quote(target)} AS DOUBLE))"
@@ -288,10 +294,16 @@ class _Loader:
         cols += [ORDERS] if d.aggregate is not None else []
         cols += ([TARGET] if has_target else []) + [c for c in feature_cols if c not in (BUYER, PRODUCT)]
         # Feature columns that are the ids themselves are fetched once and share the id columns' memory.
-        ids = {d.buyer_id: BUYER, d.product_id: PRODUCT}
-        fetched = ", ".join(quote(c) for c in cols if c not in ids)
-        frame = con.execute(f"SELECT {fetched} FROM ({rows}) ORDER BY {order}").df()
-        frame = frame.assign(**{c: frame[ids[c]] for c in cols if c in ids})[cols]
+        id_of = {d.buyer_id: BUYER, d.product_id: PRODUCT}
+        fetched = [quote(c) for c in cols if c not in id_of]
+        by = f" ORDER BY {order}" if order else ""
+        if d.aggregate is None:
+            # A query per column: DuckDB holds one column's result at a time beside the frame, not all of them.
+            # Each returns the same rows in the same order (no aggregate chooses among ties).
+            frame = pd.concat([con.execute(f"SELECT {c} FROM ({rows}){by}").df() for c in fetched], axis=1)
+        else:
+            frame = con.execute(f"SELECT {', '.join(fetched)} FROM ({rows}){by}").df()
+        frame = frame.assign(**{c: frame[id_of[c]] for c in cols if c in id_of})[cols]
         report["rows_clean"] = len(frame)
         orders = None
         if self.spec.recommend is not None and period is not None:

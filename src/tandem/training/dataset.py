@@ -101,13 +101,21 @@ def _distinct_rows(codes: np.ndarray, encoded: dict[str, np.ndarray]) -> tuple[n
     while keys:
         key = keys.pop()[order]
         new_row[1:] |= key[1:] != key[:-1]
+    # Each sorted row's distinct index, in 4 bytes where they fit: it is held beside `order` and `inverse`.
+    distinct = np.cumsum(new_row, dtype=np.int32 if len(new_row) < 2**31 else np.int64)
+    distinct -= 1
     inverse = np.empty(len(order), dtype=np.int64)
-    inverse[order] = np.cumsum(new_row) - 1
+    inverse[order] = distinct
     return order[new_row], inverse
 
 
 def _byte_order(values: np.ndarray) -> np.ndarray:
-    """`values` as int64, byte-swapped: their unsigned order is the order of their little-endian bytes."""
+    """`values` as int64, byte-swapped: their unsigned order is the order of their little-endian bytes.
+
+    Values in [0, 2^32) are kept in 4 bytes (half the memory of a [rows]-long key): the other 4 are zeros, so the
+    order is the same."""
+    if len(values) and values.min() >= 0 and values.max() < 2**32:
+        return values.astype(np.uint32).byteswap(inplace=True)
     return values.astype(np.int64).view(np.uint64).byteswap(inplace=True)
 
 
