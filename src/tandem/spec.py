@@ -556,6 +556,9 @@ _EASE_UI = ui(group="Second stage: EASE neighbours")
 _RANKER_UI = ui(group="Second stage: ranker")
 
 
+RankerLoss = Literal["bce", "bpr", "hinge", "softmax", "lambdarank"]
+
+
 class RecommendSpec(Section):
     """Two-stage recommendation: candidates from several sources, re-ranked by a ranker learned on pair features.
 
@@ -613,8 +616,13 @@ class RecommendSpec(Section):
         description="The ranker's MLP over the pair features; the last size is 1.",
         json_schema_extra=ui(group="Second stage: ranker", widget="layers"),
     )
-    ranker_loss: Literal["bce", "bpr", "hinge", "softmax", "lambdarank"] = Field(
-        "softmax", description="How the ranker learns each buyer's list.", json_schema_extra=_RANKER_UI
+    ranker_loss: RankerLoss = Field(
+        "lambdarank", description="How the ranker learns each buyer's list.", json_schema_extra=_RANKER_UI
+    )
+    explore_ranker_loss: RankerLoss = Field(
+        "softmax",
+        description="How the ranker of new products (the lists without the buyer's past products) learns.",
+        json_schema_extra=_RANKER_UI,
     )
     ranker_epochs: int = Field(
         4, ge=1, le=1000, description="Passes over the training windows.", json_schema_extra=_RANKER_UI

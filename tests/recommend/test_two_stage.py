@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tandem.recommend.build import train_two_stage
 from tandem.recommend.two_stage import TwoStage, candidate_table
 from tandem.run import run
 from tandem.spec import parse_spec
@@ -98,3 +99,26 @@ def test_lists_of_new_products_are_the_explore_rankers_order(result) -> None:
         n = min(10, len(expected))
         assert lists[b, :n].tolist() == expected["p"].head(n).tolist()
         assert not history.bought(np.full(10, b), np.maximum(lists[b], 0)).any()
+
+
+def test_each_ranker_learns_with_its_own_loss(result) -> None:
+    """ranker_loss trains the ranker of whole lists, explore_ranker_loss the ranker of new products, and neither
+    reaches the other: retrained with one of them changed, only that ranker's scores change."""
+    fitted = result.two_stage
+    buyers = np.arange(fitted.log.n_buyers)
+    _, _, features = candidate_table(fitted.log, fitted.neighbours, fitted.stats, buyers, fitted.settings)
+    assert (fitted.settings.ranker_loss, fitted.settings.explore_ranker_loss) == ("lambdarank", "softmax")
+
+    def retrained(**losses: str) -> TwoStage:
+        settings = fitted.settings.model_copy(update=losses)
+        return train_two_stage(
+            fitted.log, fitted.as_of, fitted.horizon, fitted.category, settings, result.spec.training.seed
+        )
+
+    def same(a, b) -> bool:
+        return np.array_equal(a.score(features), b.score(features))
+
+    softmax = retrained(ranker_loss="softmax")
+    assert not same(softmax.ranker, fitted.ranker) and same(softmax.explore_ranker, fitted.explore_ranker)
+    bce = retrained(explore_ranker_loss="bce")
+    assert same(bce.ranker, fitted.ranker) and not same(bce.explore_ranker, fitted.explore_ranker)

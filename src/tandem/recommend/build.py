@@ -98,24 +98,25 @@ def train_two_stage(
     if not parts:
         raise ValueError("the training period is shorter than one horizon: the ranker has nothing to learn from")
     features, labels, groups, unseen = (np.concatenate(p) for p in zip(*parts, strict=True))
-    graph, report["losses"] = _ranker(features, labels, groups, settings, seed)
+    graph, report["losses"] = _ranker(features, labels, groups, settings.ranker_loss, settings, seed)
     ranker = explore_ranker = Ranker(graph)
     if unseen.any():  # else no candidate is new to its buyer: the one ranker orders the (popular) fill alone
-        graph, report["explore_losses"] = _ranker(features[unseen], labels[unseen], groups[unseen], settings, seed)
+        unbought = features[unseen], labels[unseen], groups[unseen]
+        graph, report["explore_losses"] = _ranker(*unbought, settings.explore_ranker_loss, settings, seed)
         explore_ranker = Ranker(graph)
     return TwoStage(settings, log, as_of, horizon, category, _neighbours(log, settings), ranker, explore_ranker, report)
 
 
 def _ranker(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, settings: RecommendSpec, seed: int
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, loss: str, settings: RecommendSpec, seed: int
 ) -> tuple[bytes, list[float]]:
-    """The ranker's graph and losses, trained with the settings' layers, loss and schedule."""
+    """A ranker's graph and losses, trained with `loss` and the settings' layers and schedule."""
     return train_ranker(
         features,
         labels,
         groups,
         layers=settings.ranker_layers,
-        loss=settings.ranker_loss,
+        loss=loss,
         epochs=settings.ranker_epochs,
         learning_rate=settings.ranker_learning_rate,
         groups_per_batch=settings.buyers_per_batch,

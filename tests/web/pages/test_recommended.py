@@ -102,7 +102,8 @@ def test_the_model_config_form_turns_the_second_stage_on_and_off(page_client: Cl
     response = page_client.post("/model-configs/new/", data, follow=True)
     assert "Model config “two-stage” saved." in _text(response), _text(response)
     config = ModelConfig.objects.get(name="two-stage")
-    assert config.recommend["windows"] == 3 and config.recommend["ranker_loss"] == "softmax"
+    assert config.recommend["windows"] == 3 and config.recommend["ranker_loss"] == "lambdarank"
+    assert config.recommend["explore_ranker_loss"] == "softmax"
     assert "Two-stage recommend the lists are up to 1,000 of the buyer's past products" in unescape(_text(response))
     data = {**initial, "name": "one-stage", "recommend-windows": 3, "model-type": "retrieval"}
     page_client.post("/model-configs/new/", data)

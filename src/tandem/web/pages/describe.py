@@ -161,8 +161,8 @@ def recommend_sentence(recommend: RecommendSpec) -> tuple[str, str]:
     return (
         "Two-stage recommend",
         f"the lists are {', '.join(s for s in sources if s)}, ordered by a ranker ({_join(recommend.ranker_layers)}, "
-        f"{recommend.ranker_loss} loss) learned on {windows} of the training period; the model above is the "
-        "retrieval stage",
+        f"{recommend.ranker_loss} loss; for new products a second one, {recommend.explore_ranker_loss} loss) "
+        f"learned on {windows} of the training period; the model above is the retrieval stage",
     )
 
 
