@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tandem.data.derived import add_derived
-from tandem.data.sources import is_numeric, literal, mostly_numbers, quote, read_source
+from tandem.data.sources import is_numeric, literal, mostly_numbers, quote, read_source, resolve_path, table_format
 from tandem.data.splits import cutoff_seconds, split_rows
 from tandem.data.timestamps import guess_format, is_temporal, timestamp_sql
 from tandem.errors import DataError, Problem, SpecError
@@ -233,8 +233,11 @@ class _Loader:
         sql = f"SELECT {', '.join(select)}{row_number} FROM tx t"
         sql = _join_attributes(sql, joins, joined_cols)
         con = self.con
-        # A view, not a table: each query reads the file again instead of a copy of all its rows being held.
-        con.execute(f"CREATE TEMP VIEW joined AS {sql}")
+        # Over Parquet a view: each query reads the columns it needs again instead of a copy of all the rows
+        # being held. A CSV file would be parsed whole by every query, so its rows are stored once.
+        tx = d.transactions
+        kind = "VIEW" if table_format(tx, resolve_path(tx.path)) == "parquet" else "TABLE"
+        con.execute(f"CREATE TEMP {kind} joined AS {sql}")
         where = [f"{BUYER} IS NOT NULL", f"{PRODUCT} IS NOT NULL"]
         have_ids = " AND ".join(where)
         counts = ["count(*)", f"count(*) FILTER (NOT ({have_ids}))"]
