@@ -91,7 +91,11 @@ def top_columns(scores: np.ndarray, products: np.ndarray, k: int) -> np.ndarray:
     bits = (scores + np.float32(0)).view(np.int32)  # + 0 makes -0.0 equal to 0.0, as the float order has it
     ascending = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # an int32 in the order of the float
     keys = ((~ascending).astype(np.int64) << 32) | np.arange(scores.shape[1], dtype=np.int64)
-    best = np.argsort(keys, axis=1)[:, :k]
+    if 0 < k < keys.shape[1]:  # the keys are distinct: the k smallest, then sorted, are the full sort's first k
+        part = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
+    else:
+        best = np.argsort(keys, axis=1)[:, :k]
     out = products[best]
     out[np.take_along_axis(scores, best, axis=1) == -np.inf] = -1
     return out
