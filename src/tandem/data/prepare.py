@@ -235,8 +235,8 @@ class _Loader:
         con = self.con
         # Over Parquet a view: each query reads the columns it needs again instead of a copy of all the rows
         # being held. A CSV file would be parsed whole by every query, so its rows are stored once.
-        tx = d.transactions
-        kind = "VIEW" if table_format(tx, resolve_path(tx.path)) == "parquet" else "TABLE"
+        source = d.transactions
+        kind = "VIEW" if table_format(source, resolve_path(source.path)) == "parquet" else "TABLE"
         con.execute(f"CREATE TEMP {kind} joined AS {sql}")
         where = [f"{BUYER} IS NOT NULL", f"{PRODUCT} IS NOT NULL"]
         have_ids = " AND ".join(where)
