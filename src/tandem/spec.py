@@ -627,6 +627,13 @@ class RecommendSpec(Section):
     ranker_epochs: int = Field(
         4, ge=1, le=1000, description="Passes over the training windows.", json_schema_extra=_RANKER_UI
     )
+    rankers: int = Field(
+        4,
+        ge=1,
+        le=8,
+        description="Rankers trained with different seeds for each list, their scores averaged (less seed noise).",
+        json_schema_extra=_RANKER_UI,
+    )
     ranker_learning_rate: float = Field(
         0.003, gt=0.0, description="The ranker's Adam step.", json_schema_extra=_RANKER_UI
     )

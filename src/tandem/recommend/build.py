@@ -121,6 +121,7 @@ def _ranker(
         learning_rate=settings.ranker_learning_rate,
         groups_per_batch=settings.buyers_per_batch,
         seed=seed,
+        members=settings.rankers,
     )
 
 

@@ -30,6 +30,17 @@ class _Standardised(nn.Module):
         return self.net((x - self.mean) / self.scale).squeeze(1)
 
 
+class _Mean(nn.Module):
+    """The mean of several rankers' scores: [n, F] → [n]."""
+
+    def __init__(self, members: list[_Standardised]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 def train_ranker(
     features: np.ndarray,
     labels: np.ndarray,
@@ -41,20 +52,54 @@ def train_ranker(
     learning_rate: float,
     groups_per_batch: int,
     seed: int,
+    members: int = 1,
 ) -> tuple[bytes, list[float]]:
     """Fit the ranker on rows of (features [n, F], labels [n] in {0, 1}, groups [n]: the buyer list of each row)
-    and return (its ONNX graph, the mean loss of each epoch)."""
-    torch.manual_seed(seed)
-    mean = features.mean(axis=0)
-    scale = np.maximum(features.std(axis=0), 1e-6)
-    model = _Standardised(mlp(features.shape[1], layers), mean, scale)
-    task = RankingTask(loss)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    and return (its ONNX graph, the mean loss of each epoch). members > 1 trains that many rankers, seeded
+    seed, seed + 1, ..., and the graph scores with the mean of theirs (what one seed's chance moves, the mean
+    moves less)."""
     order = np.argsort(groups, kind="stable")
     x = torch.from_numpy(features[order].astype(np.float32))
     y = torch.from_numpy(labels[order].astype(np.float32))
     g = torch.from_numpy(np.unique(groups[order], return_inverse=True)[1].astype(np.int64))
     bounds = np.r_[0, np.flatnonzero(np.diff(g.numpy())) + 1, len(g)]
+    mean = features.mean(axis=0)
+    scale = np.maximum(features.std(axis=0), 1e-6)
+    fitted, histories = [], []
+    for member in range(members):
+        torch.manual_seed(seed + member)
+        model = _Standardised(mlp(features.shape[1], layers), mean, scale)
+        histories.append(
+            _fit(model, RankingTask(loss), x, y, g, bounds, epochs, learning_rate, groups_per_batch, seed + member)
+        )
+        fitted.append(model.eval())
+    buffer = io.BytesIO()
+    export_graph(
+        fitted[0] if members == 1 else _Mean(fitted),
+        (torch.zeros(2, features.shape[1]),),
+        buffer,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
+    )
+    return buffer.getvalue(), [float(v) for v in np.mean(histories, axis=0)]
+
+
+def _fit(
+    model: nn.Module,
+    task: RankingTask,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    g: torch.Tensor,
+    bounds: np.ndarray,
+    epochs: int,
+    learning_rate: float,
+    groups_per_batch: int,
+    seed: int,
+) -> list[float]:
+    """Adam over batches of whole groups (rows sorted by group, group i is rows bounds[i]:bounds[i + 1]);
+    the mean loss of each epoch."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     n_groups = len(bounds) - 1
     rng = np.random.default_rng(seed)
     history = []
@@ -71,14 +116,4 @@ def train_ranker(
             optimizer.step()
             losses.append(float(value.detach()))
         history.append(float(np.mean(losses)) if losses else 0.0)
-    model.eval()
-    buffer = io.BytesIO()
-    export_graph(
-        model,
-        (torch.zeros(2, features.shape[1]),),
-        buffer,
-        input_names=[INPUT],
-        output_names=[OUTPUT],
-        dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
-    )
-    return buffer.getvalue(), history
+    return history

@@ -98,13 +98,15 @@ def test_the_model_config_form_turns_the_second_stage_on_and_off(page_client: Cl
     shown = page_client.get("/model-configs/new/").context["form"]
     values = {name: shown[name].value() for name in shown.fields}
     initial = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
-    data = {**initial, "name": "two-stage", "recommend": "on", "recommend-windows": 3, "model-type": "retrieval"}
+    data = {**initial, "name": "two-stage", "recommend": "on", "recommend-windows": 3, "recommend-rankers": 3}
+    data["model-type"] = "retrieval"
     response = page_client.post("/model-configs/new/", data, follow=True)
     assert "Model config “two-stage” saved." in _text(response), _text(response)
     config = ModelConfig.objects.get(name="two-stage")
     assert config.recommend["windows"] == 3 and config.recommend["ranker_loss"] == "lambdarank"
-    assert config.recommend["explore_ranker_loss"] == "softmax"
+    assert config.recommend["explore_ranker_loss"] == "softmax" and config.recommend["rankers"] == 3
     assert "Two-stage recommend the lists are up to 1,000 of the buyer's past products" in unescape(_text(response))
+    assert "ordered by the mean of 3 rankers" in unescape(_text(response))
     data = {**initial, "name": "one-stage", "recommend-windows": 3, "model-type": "retrieval"}
     page_client.post("/model-configs/new/", data)
     assert ModelConfig.objects.get(name="one-stage").recommend is None

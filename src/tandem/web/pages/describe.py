@@ -158,10 +158,12 @@ def recommend_sentence(recommend: RecommendSpec) -> tuple[str, str]:
         f"{recommend.popularity:,} unbought popular products" if recommend.popularity else "",
     ]
     windows = f"{recommend.windows} window{'s' if recommend.windows != 1 else ''}"
+    n = recommend.rankers
+    ranker, second = ("a ranker", "a second one") if n == 1 else (f"the mean of {n} rankers", f"{n} more")
     return (
         "Two-stage recommend",
-        f"the lists are {', '.join(s for s in sources if s)}, ordered by a ranker ({_join(recommend.ranker_layers)}, "
-        f"{recommend.ranker_loss} loss; for new products a second one, {recommend.explore_ranker_loss} loss) "
+        f"the lists are {', '.join(s for s in sources if s)}, ordered by {ranker} ({_join(recommend.ranker_layers)}, "
+        f"{recommend.ranker_loss} loss; for new products {second}, {recommend.explore_ranker_loss} loss) "
         f"learned on {windows} of the training period; the model above is the retrieval stage",
     )
 
