@@ -75,7 +75,7 @@ def train_ranker(
         fitted.append(model.eval())
     buffer = io.BytesIO()
     export_graph(
-        fitted[0] if members == 1 else _Mean(fitted),
+        _Mean(fitted),
         (torch.zeros(2, features.shape[1]),),
         buffer,
         input_names=[INPUT],
